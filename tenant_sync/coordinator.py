@@ -1,0 +1,270 @@
+"""The :class:`TenantSync` facade: list tenants, sync them in worker threads, gather a report.
+
+This is the only module that starts threads.  Workers get an immutable
+:class:`~tenant_sync.tenant.TenantJob` and return a TenantResult; results are
+gathered, logged and passed to ``on_result`` in the calling thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import QueuePool
+
+from .discovery import TenantsSpec, check_tenant_names, list_tenants
+from .engine import connect, describe_url, make_engine
+from .model import Model
+from .options import SyncOptions
+from .report import SyncReport, TenantResult
+from .tenant import TenantJob, sync_one
+
+__all__ = ["TenantSync"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between progress lines in the log during a long run.
+PROGRESS_INTERVAL_S = 5.0
+
+
+class TenantSync:
+    """Keep every tenant schema in step with a SQLAlchemy model.
+
+    :param engine_or_url: a SQLAlchemy :class:`~sqlalchemy.engine.Engine` (used as is,
+        never altered) or a URL (tenant_sync builds and owns an engine sized for ``workers``).
+    :param metadata: the model: a :class:`~sqlalchemy.schema.MetaData` or declarative base.
+        Tables with ``schema=None`` go into every tenant; tables with a schema are shared.
+    :param tenants: which schemas are tenants: None (every non-system schema), a SQL LIKE
+        pattern such as ``"tenant_%"``, a list of names, or a callable that gets a
+        connection and returns names.
+    :param workers: tenants synced at once, each on its own connection and transaction.
+    :param allow_destructive: apply drops and type changes; by default they are withheld
+        and listed in each result's ``withheld``.
+    :param lock_timeout: seconds a tenant waits for a lock before it fails.
+    :param on_result: called in the calling thread with each TenantResult as it finishes.
+
+    Other keyword arguments (``statement_timeout``, ``retries``, ``retry_backoff``,
+    ``version_table``) are those of :class:`~tenant_sync.options.SyncOptions`.
+
+    Configuration and connection problems raise
+    :class:`~tenant_sync.errors.TenantSyncError`; a tenant's failure never raises, it is
+    reported::
+
+        ts = TenantSync("postgresql+psycopg://app@db/app", Base.metadata, tenants="tenant_%")
+        report = ts.sync_all()
+        report.write("sync-report.json")
+        assert report.ok, report.failed()
+    """
+
+    def __init__(
+        self,
+        engine_or_url: Engine | URL | str,
+        metadata: Any,
+        tenants: TenantsSpec = None,
+        workers: int = 4,
+        allow_destructive: bool = False,
+        lock_timeout: float = 5.0,
+        *,
+        on_result: Callable[[TenantResult], object] | None = None,
+        **options: Any,
+    ) -> None:
+        self.options = SyncOptions(
+            workers=workers,
+            allow_destructive=allow_destructive,
+            lock_timeout=lock_timeout,
+            **options,
+        )
+        self.model = Model(metadata)
+        self.tenants = tenants
+        self.on_result = on_result
+        self.engine, self._owns_engine = make_engine(engine_or_url, workers)
+        self._cancel = threading.Event()
+        self.last_report: SyncReport | None = None
+
+    def __repr__(self) -> str:
+        return f"<TenantSync {describe_url(self.engine.url)} workers={self.options.workers}>"
+
+    def list_tenants(self) -> list[str]:
+        """Return the tenant schema names, as selected by ``tenants``.
+
+        :raises DatabaseConnectionError: the database cannot be reached.
+        :raises DiscoveryError: a ``tenants`` callable raised.
+        :raises ConfigurationError: a listed name is invalid or repeated.
+        """
+        with connect(self.engine) as conn, conn.begin():
+            return list_tenants(conn, self.tenants, self.model.shared_schemas)
+
+    def sync_all(self, dry_run: bool = False) -> SyncReport:
+        """Sync every tenant, ``workers`` at a time, and return the report.
+
+        Each tenant is synced in its own transaction: fully or not at all.  With
+        ``dry_run=True`` nothing is changed; each result lists what would run.
+        :meth:`cancel` (or Ctrl-C) stops starting new tenants: those in flight finish,
+        the rest are reported ``skipped``.  Ctrl-C is re-raised once the run has
+        wound down; the report is then in :attr:`last_report`.
+        """
+        self._cancel.clear()
+        names = self.list_tenants()
+        report = SyncReport(dry_run=dry_run)
+        if not names:
+            report.note = f"no tenant schema matched {self.tenants!r}"
+            log.warning("no tenants to sync: %s", report.note)
+        jobs = [
+            TenantJob(name, self.model, self.options, dry_run=dry_run, cancel=self._cancel)
+            for name in names
+        ]
+        started = time.monotonic()
+        try:
+            report.results = self._run_jobs(jobs, started)
+        finally:
+            self._finish(report, started)
+        return report
+
+    def sync_tenant(self, schema: str, create: bool = True, dry_run: bool = False) -> TenantResult:
+        """Sync one tenant in the calling thread, creating its schema first if ``create``.
+
+        Made for signup: the schema is created and built in one transaction, under
+        the tenant's advisory lock, so concurrent calls for the same tenant (and a
+        concurrent :meth:`sync_all`) serialize: one builds it, the others find it
+        unchanged.  A failure is returned as a ``failed`` result, not raised.
+        """
+        check_tenant_names([schema], self.model.shared_schemas)
+        job = TenantJob(schema, self.model, self.options, create=create, dry_run=dry_run)
+        result = sync_one(self.engine, job)
+        _log_result(result)
+        return result
+
+    def cancel(self) -> None:
+        """Stop a running :meth:`sync_all` from another thread: no new tenant starts."""
+        self._cancel.set()
+
+    def close(self) -> None:
+        """Dispose of the engine if tenant_sync created it (from a URL)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> TenantSync:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run_jobs(self, jobs: list[TenantJob], started: float) -> list[TenantResult]:
+        results: dict[str, TenantResult] = {}
+        workers = min(self._usable_workers(), max(1, len(jobs)))
+        progress = _Progress(len(jobs), started)
+        with ThreadPoolExecutor(workers, thread_name_prefix="tenant_sync") as pool:
+            pending: set[Future[TenantResult]] = {
+                pool.submit(sync_one, self.engine, job) for job in jobs
+            }
+            try:
+                self._gather(pending, results, progress)
+            except KeyboardInterrupt:
+                log.warning("interrupted: finishing tenants in flight, skipping the rest")
+                self._cancel.set()
+                self._gather(pending, results, progress)
+                raise
+            finally:
+                # Only reached with pending futures if gathering itself failed.
+                for future in pending:
+                    future.cancel()
+        return [results[job.schema] for job in jobs if job.schema in results]
+
+    def _gather(
+        self,
+        pending: set[Future[TenantResult]],
+        results: dict[str, TenantResult],
+        progress: _Progress,
+    ) -> None:
+        # A bounded wait, so Ctrl-C reaches this thread promptly.
+        while pending:
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.discard(future)
+                result = future.result()
+                results[result.schema] = result
+                _log_result(result)
+                progress.add(result)
+                if self.on_result is not None:
+                    self.on_result(result)
+            progress.maybe_log()
+
+    def _usable_workers(self) -> int:
+        """Workers, capped by what a caller's engine pool can give at once."""
+        pool = self.engine.pool
+        if self._owns_engine or not isinstance(pool, QueuePool):
+            return self.options.workers
+        overflow = pool._max_overflow  # no public accessor; -1 means unlimited
+        capacity = pool.size() + overflow if overflow >= 0 else self.options.workers
+        if capacity < self.options.workers:
+            log.warning(
+                "engine pool holds %d connections; running %d workers instead of %d",
+                capacity,
+                capacity,
+                self.options.workers,
+            )
+        return max(1, min(self.options.workers, capacity))
+
+    def _finish(self, report: SyncReport, started: float) -> None:
+        report.duration_s = time.monotonic() - started
+        report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        report.cancelled = self._cancel.is_set()
+        self.last_report = report
+        log.info("%s", report.summary())
+
+
+class _Progress:
+    """Counts results and logs a progress line every few seconds."""
+
+    def __init__(self, total: int, started: float) -> None:
+        self.total = total
+        self.started = started
+        self.done = 0
+        self.failed = 0
+        self._last_log = started
+
+    def add(self, result: TenantResult) -> None:
+        self.done += 1
+        self.failed += result.status == "failed"
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if now - self._last_log < PROGRESS_INTERVAL_S or self.done >= self.total:
+            return
+        self._last_log = now
+        elapsed = now - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        log.info(
+            "progress: %d/%d tenants, %d failed, %.0fs elapsed, ETA %.0fs",
+            self.done,
+            self.total,
+            self.failed,
+            elapsed,
+            eta,
+        )
+
+
+def _log_result(result: TenantResult) -> None:
+    if result.status == "failed":
+        log.error("tenant %s: failed in %.3fs: %s", result.schema, result.duration_s, result.error)
+        return
+    log.info(
+        "tenant %s: %s in %.3fs (%d operations, %d withheld)",
+        result.schema,
+        result.status,
+        result.duration_s,
+        len(result.operations),
+        len(result.withheld),
+    )

@@ -1,0 +1,110 @@
+"""Accept an Engine or a URL, size the pool, and translate connection failures.
+
+This is the one boundary where driver errors about reaching the server become
+:class:`~tenant_sync.errors.DatabaseConnectionError`, with the password masked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from .errors import ConfigurationError, DatabaseConnectionError
+
+__all__ = ["connect", "describe_url", "make_engine"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the server to answer a new connection.
+CONNECT_TIMEOUT_S = 5
+
+
+def make_engine(engine_or_url: Engine | URL | str, workers: int) -> tuple[Engine, bool]:
+    """Return ``(engine, owned)``: the caller's Engine as is, or a new one built from a URL.
+
+    A new engine gets a pool of ``workers`` connections (plus one for discovery)
+    and a connect timeout, so an unreachable server fails in seconds.  ``owned``
+    tells whether tenant_sync must dispose of it.
+    """
+    if isinstance(engine_or_url, Engine):
+        _check_postgresql(engine_or_url.url)
+        return engine_or_url, False
+    url = _parse_url(engine_or_url)
+    _check_postgresql(url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    connect_args: dict[str, object] = {}
+    if url.drivername == "postgresql+psycopg":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        engine = sa.create_engine(
+            url,
+            pool_size=workers + 1,
+            max_overflow=0,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"invalid database URL {describe_url(url)}: {exc}") from exc
+    return engine, True
+
+
+def describe_url(url: URL | str) -> str:
+    """Render a URL for messages and logs, with the password masked."""
+    if isinstance(url, str):
+        try:
+            url = sa.make_url(url)
+        except ArgumentError:
+            return "<unparseable URL>"
+    return url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    """Open a connection, raising DatabaseConnectionError if the server can't be had."""
+    try:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        raise DatabaseConnectionError(_connection_message(engine.url, exc)) from None
+    with conn:
+        yield conn
+
+
+def _parse_url(value: URL | str) -> URL:
+    if isinstance(value, URL):
+        return value
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"expected a SQLAlchemy Engine or a database URL, got {type(value).__name__}"
+        )
+    try:
+        return sa.make_url(value)
+    except ArgumentError:
+        raise ConfigurationError(
+            "malformed database URL (expected postgresql+psycopg://user:password@host:port/dbname)"
+        ) from None
+
+
+def _check_postgresql(url: URL) -> None:
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"tenant_sync needs PostgreSQL, got a {url.get_backend_name()!r} URL: "
+            f"{describe_url(url)}"
+        )
+
+
+def _connection_message(url: URL, exc: DBAPIError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    host = url.host or "local socket"
+    port = url.port or 5432
+    return (
+        f"cannot connect to PostgreSQL at {host}:{port} database {url.database!r} "
+        f"as {url.username!r}: {reason}"
+    )

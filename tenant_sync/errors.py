@@ -1,0 +1,37 @@
+"""The exceptions tenant_sync raises.
+
+Configuration and connection problems are raised; a failure inside one tenant
+is never raised but reported in that tenant's :class:`~tenant_sync.TenantResult`.
+
+::
+
+    TenantSyncError
+     ├── ConfigurationError      bad arguments: URL, metadata, tenant names, options
+     ├── DatabaseConnectionError the server cannot be reached or refuses the login
+     └── DiscoveryError          the tenant schemas cannot be listed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseConnectionError",
+    "DiscoveryError",
+    "TenantSyncError",
+]
+
+
+class TenantSyncError(Exception):
+    """Base class of every exception raised by tenant_sync."""
+
+
+class ConfigurationError(TenantSyncError, ValueError):
+    """An argument or setting is invalid; the message names it and says what to do."""
+
+
+class DatabaseConnectionError(TenantSyncError):
+    """The database cannot be reached or refuses the login (password masked)."""
+
+
+class DiscoveryError(TenantSyncError):
+    """The tenant schemas cannot be listed, e.g. because a ``tenants`` callable raised."""

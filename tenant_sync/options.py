@@ -1,0 +1,66 @@
+"""Frozen, validated settings of a sync run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+__all__ = ["SyncOptions"]
+
+#: The version table tenant_sync keeps in each tenant schema.
+DEFAULT_VERSION_TABLE = "tenant_sync_version"
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How a run behaves; shared read-only by every worker thread.
+
+    :param workers: number of tenants synced at once, each on its own connection.
+    :param allow_destructive: apply changes that can lose data (drop table, drop
+        column, column type change); by default they are withheld and reported.
+    :param lock_timeout: seconds a tenant waits for any lock before it fails.
+    :param statement_timeout: seconds any one statement may run before the
+        tenant fails; ``None`` for no limit.
+    :param retries: extra attempts for a tenant that failed on a transient error
+        (connection lost, deadlock, lock timeout, serialization failure).
+    :param retry_backoff: seconds before the first retry; doubled for each next one.
+    :param version_table: name of the table in each tenant that records the
+        fingerprint of the model it was last synced to.
+    """
+
+    workers: int = 4
+    allow_destructive: bool = False
+    lock_timeout: float = 5.0
+    statement_timeout: float | None = None
+    retries: int = 2
+    retry_backoff: float = 0.2
+    version_table: str = DEFAULT_VERSION_TABLE
+
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigurationError(f"workers must be a positive integer, got {self.workers!r}")
+        _check_seconds("lock_timeout", self.lock_timeout)
+        if self.statement_timeout is not None:
+            _check_seconds("statement_timeout", self.statement_timeout)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigurationError(f"retries must be an integer >= 0, got {self.retries!r}")
+        if not isinstance(self.retry_backoff, (int, float)) or self.retry_backoff < 0:
+            raise ConfigurationError(
+                f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}"
+            )
+        if not self.version_table or len(self.version_table.encode()) > 63:
+            raise ConfigurationError(
+                f"version_table must be a name of 1 to 63 bytes, got {self.version_table!r}"
+            )
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")

@@ -1,0 +1,135 @@
+"""Diff one tenant against the model with Alembic autogenerate; split off destructive changes.
+
+Each tenant gets its own :class:`~alembic.runtime.migration.MigrationContext` on its own
+connection (never Alembic's module-global ``context`` proxy, which is not thread-safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from alembic.autogenerate import produce_migrations
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from .describe import describe
+from .model import Model
+from .options import SyncOptions
+
+__all__ = ["IGNORED_TABLES", "Plan", "plan_tenant", "split_destructive"]
+
+#: Tables in a tenant that are bookkeeping, not model: never compared, never dropped.
+IGNORED_TABLES = frozenset({"alembic_version"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one tenant needs: the operations to run, and the destructive ones withheld."""
+
+    schema: str
+    context: MigrationContext
+    operations: tuple[ops.MigrateOperation, ...]
+    withheld: tuple[ops.MigrateOperation, ...]
+
+    @property
+    def descriptions(self) -> list[str]:
+        """The operations to run, in words."""
+        return [describe(op) for op in self.operations]
+
+    @property
+    def withheld_descriptions(self) -> list[str]:
+        """The withheld operations, in words."""
+        return [describe(op) for op in self.withheld]
+
+
+def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOptions) -> Plan:
+    """Compare the tenant that ``conn``'s search_path points at with the model.
+
+    The connection must already be set up for the tenant (see
+    :func:`tenant_sync.locking.set_up_session`); nothing is written.
+    """
+    ignored = IGNORED_TABLES | {options.version_table}
+
+    def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        return not (type_ == "table" and name in ignored)
+
+    context = MigrationContext.configure(
+        connection=conn,
+        opts={
+            "target_metadata": model.metadata,
+            "version_table": options.version_table,
+            "version_table_schema": schema,
+            "include_name": include_name,
+            "include_object": model.include_object,
+            "compare_type": True,
+            "compare_server_default": True,
+        },
+    )
+    script = produce_migrations(context, model.metadata)
+    assert script.upgrade_ops is not None
+    leaves = list(_leaf_operations(script.upgrade_ops.ops))
+    to_run, withheld = split_destructive(leaves, options.allow_destructive)
+    return Plan(schema, context, tuple(to_run), tuple(withheld))
+
+
+def split_destructive(
+    operations: Iterable[ops.MigrateOperation], allow_destructive: bool
+) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
+    """Split operations into ``(to_run, withheld)``.
+
+    Destructive means it can lose data: drop table, drop column, change a column's
+    type.  An alter that changes the type *and* something else (nullability, default,
+    comment) is split: the type change is withheld, the rest still runs.
+    """
+    to_run: list[ops.MigrateOperation] = []
+    withheld: list[ops.MigrateOperation] = []
+    for op in operations:
+        if allow_destructive:
+            to_run.append(op)
+        elif isinstance(op, (ops.DropTableOp, ops.DropColumnOp)):
+            withheld.append(op)
+        elif isinstance(op, ops.AlterColumnOp) and op.modify_type is not None:
+            type_only, rest = _split_type_change(op)
+            withheld.append(type_only)
+            if rest is not None:
+                to_run.append(rest)
+        else:
+            to_run.append(op)
+    return to_run, withheld
+
+
+def _leaf_operations(operations: Iterable[ops.MigrateOperation]) -> Iterator[ops.MigrateOperation]:
+    for op in operations:
+        if isinstance(op, ops.OpContainer):
+            yield from _leaf_operations(op.ops)
+        else:
+            yield op
+
+
+def _split_type_change(
+    op: ops.AlterColumnOp,
+) -> tuple[ops.AlterColumnOp, ops.AlterColumnOp | None]:
+    common: dict[str, Any] = {
+        "schema": op.schema,
+        "existing_type": op.existing_type,
+        "existing_server_default": op.existing_server_default,
+        "existing_nullable": op.existing_nullable,
+        "existing_comment": op.existing_comment,
+    }
+    type_only = ops.AlterColumnOp(
+        op.table_name, op.column_name, modify_type=op.modify_type, **common
+    )
+    # Alembic's "no change" markers: None for nullable, False for default and comment.
+    changes: dict[str, Any] = {}
+    if op.modify_nullable is not None:
+        changes["modify_nullable"] = op.modify_nullable
+    if op.modify_server_default is not False:
+        changes["modify_server_default"] = op.modify_server_default
+    if op.modify_comment is not False:
+        changes["modify_comment"] = op.modify_comment
+    if not changes:
+        return type_only, None
+    return type_only, ops.AlterColumnOp(op.table_name, op.column_name, **common, **changes)

@@ -1,0 +1,154 @@
+"""The results of a run: one :class:`TenantResult` per tenant, gathered in a :class:`SyncReport`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["REPORT_FORMAT_VERSION", "STATUSES", "Status", "SyncReport", "TenantResult"]
+
+#: Bumped whenever the JSON form of a report changes incompatibly.
+REPORT_FORMAT_VERSION = 1
+
+Status = Literal["migrated", "unchanged", "planned", "failed", "skipped"]
+
+#: Every status a tenant can end in, in the order summaries list them.
+STATUSES: tuple[Status, ...] = ("migrated", "unchanged", "planned", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    """What happened to one tenant.
+
+    :ivar schema: the tenant schema.
+    :ivar status: ``migrated`` (changes applied), ``unchanged`` (already matched the
+        model), ``planned`` (dry run with changes), ``failed`` (rolled back, see
+        ``error``) or ``skipped`` (not attempted, e.g. after cancellation).
+    :ivar operations: each change in words, e.g. ``add column projects.description TEXT``.
+    :ivar sql: the SQL statements run or, in a dry run, that would run.
+    :ivar withheld: destructive changes not applied, in words.
+    :ivar error: why the tenant failed or was skipped, in one line; else None.
+    :ivar duration_s: wall time spent on the tenant, all attempts included.
+    :ivar attempts: how many times the tenant's transaction was tried.
+    """
+
+    schema: str
+    status: Status
+    operations: list[str] = field(default_factory=list)
+    sql: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as plain JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TenantResult:
+        """Rebuild a result from :meth:`to_dict` output."""
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+
+
+@dataclass
+class SyncReport:
+    """The outcome of a run over many tenants.
+
+    ``ok`` is true when no tenant failed.  ``write(path)`` saves it as JSON, which
+    ``SyncReport.load(path)`` and ``tenant-sync report PATH`` read back.
+    """
+
+    results: list[TenantResult] = field(default_factory=list)
+    dry_run: bool = False
+    started_at: str = field(default_factory=lambda: _now())
+    finished_at: str | None = None
+    duration_s: float = 0.0
+    cancelled: bool = False
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no tenant failed."""
+        return all(result.status != "failed" for result in self.results)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of tenants per status, every status present (zero if none)."""
+        counter = Counter(result.status for result in self.results)
+        return {status: counter.get(status, 0) for status in STATUSES}
+
+    def failed(self) -> list[TenantResult]:
+        """The tenants that failed."""
+        return [result for result in self.results if result.status == "failed"]
+
+    def get(self, schema: str) -> TenantResult | None:
+        """The result of one tenant, or None if it was not in the run."""
+        return next((result for result in self.results if result.schema == schema), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain JSON-ready data, with its format version."""
+        return {
+            "format_version": REPORT_FORMAT_VERSION,
+            "dry_run": self.dry_run,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "cancelled": self.cancelled,
+            "note": self.note,
+            "ok": self.ok,
+            "counts": self.counts,
+            "results": [result.to_dict() for result in self.results],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Return the report as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the report as JSON to ``path`` (atomically) and return the path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_text(self.to_json() + "\n", encoding="utf-8")
+        temporary.replace(target)
+        return target
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyncReport:
+        """Rebuild a report from :meth:`to_dict` output."""
+        version = data.get("format_version")
+        if version != REPORT_FORMAT_VERSION:
+            raise ValueError(f"unsupported report format version {version!r}")
+        return cls(
+            results=[TenantResult.from_dict(item) for item in data.get("results", [])],
+            dry_run=bool(data.get("dry_run", False)),
+            started_at=str(data.get("started_at", "")),
+            finished_at=data.get("finished_at"),
+            duration_s=float(data.get("duration_s", 0.0)),
+            cancelled=bool(data.get("cancelled", False)),
+            note=data.get("note"),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SyncReport:
+        """Read a report written by :meth:`write`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def summary(self) -> str:
+        """One line: tenants by status and the run's time."""
+        parts = [f"{count} {status}" for status, count in self.counts.items() if count]
+        kind = "dry run" if self.dry_run else "sync"
+        return (
+            f"{kind} of {len(self.results)} tenants in {self.duration_s:.2f}s: "
+            f"{', '.join(parts) or 'no tenants'}"
+        )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,202 @@
+"""One tenant, one connection, one transaction: set up, lock, plan, apply, record. Never raises.
+
+The transaction either commits every change of the tenant or none: any error rolls
+it back and becomes a ``failed`` :class:`~tenant_sync.report.TenantResult`.
+Transient errors (connection lost, deadlock, lock timeout, serialization failure)
+are retried with a doubling backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .apply import OperationFailed, apply_plan, render_plan
+from .locking import lock_tenant, quote, set_up_session
+from .model import Model
+from .options import SyncOptions
+from .plan import plan_tenant
+from .report import Status, TenantResult
+from .version import read_version, write_version
+
+__all__ = ["TenantJob", "sync_one"]
+
+log = logging.getLogger(__name__)
+
+# SQLSTATEs worth another attempt: the same work may well succeed a moment later.
+_TRANSIENT_SQLSTATES = {
+    "40001": "serialization failure",
+    "40P01": "deadlock",
+    "55P03": "lock timeout",
+    "57P01": "connection terminated by the server",
+    "57P02": "connection terminated by the server",
+    "57P03": "server not accepting connections",
+    "08000": "connection lost",
+    "08003": "connection lost",
+    "08006": "connection lost",
+}
+
+
+class TenantFailure(Exception):
+    """A tenant cannot be synced for a reason that is not a database error."""
+
+
+@dataclass(frozen=True)
+class TenantJob:
+    """Everything a worker needs for one tenant; immutable, so threads share nothing."""
+
+    schema: str
+    model: Model
+    options: SyncOptions
+    create: bool = False
+    dry_run: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False)
+
+
+@dataclass
+class _Outcome:
+    status: Status
+    operations: list[str]
+    sql: list[str]
+    withheld: list[str]
+
+
+def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
+    """Sync one tenant and return its result; never raises (cancellation gives ``skipped``)."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        if job.cancel.is_set():
+            return TenantResult(
+                job.schema,
+                "skipped",
+                error="run cancelled before this tenant started",
+                duration_s=time.monotonic() - started,
+                attempts=attempt,
+            )
+        attempt += 1
+        try:
+            outcome = _attempt(engine, job)
+        except Exception as exc:
+            transient = _transient_reason(exc)
+            if transient and attempt <= job.options.retries and not job.cancel.is_set():
+                delay = job.options.retry_backoff * 2 ** (attempt - 1)
+                log.info("tenant %s: %s, retrying in %.2fs", job.schema, transient, delay)
+                job.cancel.wait(delay)
+                continue
+            return TenantResult(
+                job.schema,
+                "failed",
+                error=describe_error(exc),
+                duration_s=time.monotonic() - started,
+                attempts=attempt,
+            )
+        return TenantResult(
+            job.schema,
+            outcome.status,
+            operations=outcome.operations,
+            sql=outcome.sql,
+            withheld=outcome.withheld,
+            duration_s=time.monotonic() - started,
+            attempts=attempt,
+        )
+
+
+def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            outcome = _sync_in_transaction(conn, job)
+        except BaseException:
+            transaction.rollback()
+            raise
+        if job.dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+        return outcome
+
+
+def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
+    options = job.options
+    set_up_session(conn, job.schema, options.lock_timeout, options.statement_timeout)
+    lock_tenant(conn, job.schema)
+    operations: list[str] = []
+    sql: list[str] = []
+    if not _schema_exists(conn, job.schema):
+        if not job.create:
+            raise TenantFailure(
+                f"schema {job.schema!r} does not exist; create it, or use "
+                "sync_tenant(schema, create=True)"
+            )
+        create_schema = f"CREATE SCHEMA {quote(conn.dialect, job.schema)}"
+        if not job.dry_run:
+            conn.execute(sa.text(create_schema))
+        operations.append(f"create schema {job.schema}")
+        sql.append(create_schema)
+
+    plan = plan_tenant(conn, job.schema, job.model, options)
+    operations += plan.descriptions
+    withheld = plan.withheld_descriptions
+    for change in withheld:
+        log.warning("tenant %s: withheld destructive change: %s", job.schema, change)
+    if job.dry_run:
+        sql += render_plan(conn, plan) if plan.operations else []
+        return _Outcome("planned" if operations else "unchanged", operations, sql, withheld)
+    if plan.operations:
+        sql += apply_plan(conn, plan)
+    if not withheld and read_version(plan.context) != job.model.fingerprint:
+        write_version(conn, job.schema, options.version_table, job.model.fingerprint)
+    return _Outcome("migrated" if operations else "unchanged", operations, sql, withheld)
+
+
+def _schema_exists(conn: Connection, schema: str) -> bool:
+    found = conn.execute(
+        sa.text("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :schema"),
+        {"schema": schema},
+    )
+    return found.first() is not None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line that says why a tenant failed, naming a timeout when there was one."""
+    prefix = ""
+    if isinstance(exc, OperationFailed):
+        prefix = f"while running '{exc.description}': "
+        exc = exc.cause
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        message = " ".join(str(exc.orig).split())
+        hint = _HINTS.get(sqlstate or "", "")
+        return f"{prefix}{type(exc.orig).__name__}: {message}{hint}"
+    return f"{prefix}{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+_HINTS = {
+    "55P03": " (lock_timeout reached: another session holds a lock on this tenant)",
+    "57014": " (statement_timeout reached, or the statement was cancelled)",
+    "23502": (
+        " (a NOT NULL column or constraint meets existing NULLs: give the column a "
+        "server_default, or fill the rows first)"
+    ),
+}
+
+
+def _transient_reason(exc: BaseException) -> str | None:
+    if isinstance(exc, OperationFailed):
+        exc = exc.cause
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return _TRANSIENT_SQLSTATES[sqlstate]
+    if exc.connection_invalidated or (
+        isinstance(exc, sa.exc.OperationalError) and sqlstate is None
+    ):
+        return "connection lost"
+    return None
