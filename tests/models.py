@@ -41,7 +41,12 @@ def model_v1() -> sa.MetaData:
         "projects",
         metadata,
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "account_id",
+            sa.Integer,
+            sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("name", sa.String(100), nullable=False, comment="shown in the UI"),
         sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.UniqueConstraint("account_id", "name", name="uq_projects_account_name"),
