@@ -30,8 +30,17 @@ def list_tenants(conn: Connection, spec: TenantsSpec, shared_schemas: Iterable[s
     tenant, so the report shows them.
     """
     shared = sorted(set(shared_schemas))
-    if spec is None or isinstance(spec, str):
-        return _query_schemas(conn, "%" if spec is None else spec, shared)
+    if spec is None:
+        return _query_schemas(conn, "%", excluded=shared)
+    if isinstance(spec, str):
+        names = _query_schemas(conn, spec, excluded=[])
+        clashes = sorted(set(names) & set(shared))
+        if clashes:
+            raise ConfigurationError(
+                f"the model names tenant schema {clashes[0]!r} explicitly (a table with "
+                f"schema={clashes[0]!r}); tenant tables must have schema=None"
+            )
+        return names
     if callable(spec):
         try:
             names = list(spec(conn))
@@ -57,7 +66,8 @@ def check_tenant_names(names: Sequence[object], shared_schemas: Iterable[str] = 
         checked = check_tenant_name(name)
         if checked in shared:
             raise ConfigurationError(
-                f"schema {checked!r} holds shared tables of the model and cannot be a tenant"
+                f"the model names tenant schema {checked!r} explicitly (a table with "
+                f"schema={checked!r}); tenant tables must have schema=None"
             )
         if checked in seen:
             duplicates.append(checked)
@@ -86,7 +96,7 @@ def check_tenant_name(name: object) -> str:
     return name
 
 
-def _query_schemas(conn: Connection, pattern: str, shared: list[str]) -> list[str]:
+def _query_schemas(conn: Connection, pattern: str, excluded: list[str]) -> list[str]:
     rows = conn.execute(
         sa.text(
             "SELECT nspname FROM pg_catalog.pg_namespace"
@@ -95,7 +105,7 @@ def _query_schemas(conn: Connection, pattern: str, shared: list[str]) -> list[st
             " AND nspname NOT LIKE 'pg\\_%'"
             " ORDER BY nspname"
         ),
-        {"pattern": pattern, "excluded": [*_SYSTEM_SCHEMAS, *shared]},
+        {"pattern": pattern, "excluded": [*_SYSTEM_SCHEMAS, *excluded]},
     )
     return [row[0] for row in rows]
 

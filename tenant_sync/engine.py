@@ -41,6 +41,9 @@ def make_engine(engine_or_url: Engine | URL | str, workers: int) -> tuple[Engine
     connect_args: dict[str, object] = {}
     if url.drivername == "postgresql+psycopg":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+        # Server-side prepared statements break behind a transaction-mode pooler
+        # (pgbouncer before 1.21): the next transaction may land on another server.
+        connect_args["prepare_threshold"] = None
     try:
         engine = sa.create_engine(
             url,

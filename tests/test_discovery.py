@@ -87,7 +87,7 @@ def test_callable_that_raises_is_a_discovery_error(database_url: URL) -> None:
         ([""], "tenant name is empty"),
         (["public"], "system schema"),
         (["pg_toast"], "system schema"),
-        (["shared"], "holds shared tables of the model"),
+        (["shared"], "the model names tenant schema 'shared' explicitly"),
     ],
 )
 def test_bad_tenant_lists_are_refused_with_a_clear_error(
@@ -117,3 +117,15 @@ def test_listed_tenant_that_does_not_exist_fails_and_nothing_is_created(
 def _schemas(engine: Engine) -> set[str]:
     with engine.connect() as conn:
         return set(conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars())
+
+
+def test_pattern_matching_a_schema_the_model_names_explicitly_is_refused(
+    database_url: URL, schemas: list[str]
+) -> None:
+    metadata = model_v1()
+    sa.Table("audit", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="tenant_b")
+    with (
+        TenantSync(database_url, metadata, tenants="tenant_%") as ts,
+        pytest.raises(ConfigurationError, match="names tenant schema 'tenant_b' explicitly"),
+    ):
+        ts.sync_all()
