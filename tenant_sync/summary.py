@@ -1,0 +1,136 @@
+"""A plain-text summary of a :class:`~tenant_sync.report.SyncReport`, for a terminal.
+
+::
+
+    from tenant_sync.summary import format_summary
+
+    print(format_summary(report, slowest=10, color=sys.stdout.isatty()))
+
+Sections, each left out when empty: totals by status and the run's time; the slowest
+tenants; every failed tenant with its error; withheld destructive changes grouped by
+change, with how many tenants each one concerns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from .report import STATUSES, SyncReport, TenantResult
+
+__all__ = ["format_duration", "format_summary", "withheld_counts"]
+
+# ANSI SGR codes per status; only used when the caller asks for colour.
+_STATUS_COLORS = {
+    "migrated": "32",  # green
+    "unchanged": "2",  # dim
+    "planned": "36",  # cyan
+    "failed": "31;1",  # bold red
+    "skipped": "33",  # yellow
+}
+
+# Schema names and error text come from the database: control characters (an ESC in a
+# schema name) must not reach the terminal as such.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def format_summary(report: SyncReport, slowest: int = 5, color: bool = False) -> str:
+    """Return the report as a few plain-text sections for a terminal.
+
+    A pure function of ``report``: nothing is printed.  ``slowest`` caps the list of
+    slowest tenants (0 leaves the section out); failed tenants are always all listed.
+    ``color`` adds ANSI colours to status names, for a tty.
+    """
+    sections = [
+        _totals(report, color),
+        _slowest(report.results, slowest),
+        _failures(report.failed(), color),
+        _withheld(report.results),
+    ]
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds in short human form: ``0.042s``, ``12.34s``, ``3m05s``, ``1h02m``."""
+    if seconds < 1:
+        return f"{seconds:.3f}s"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def withheld_counts(results: Iterable[TenantResult]) -> list[tuple[str, int]]:
+    """Each withheld change with the number of tenants it was withheld in, most first."""
+    counter = Counter(change for result in results for change in set(result.withheld))
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _totals(report: SyncReport, color: bool) -> str:
+    kind = "Dry run" if report.dry_run else "Sync"
+    lines = [
+        f"{kind} of {_tenants(len(report.results))} in {format_duration(report.duration_s)}"
+        f" (started {report.started_at}, finished {report.finished_at or 'not finished'})"
+    ]
+    if report.cancelled:
+        lines.append("  cancelled before every tenant was done")
+    if report.note:
+        lines.append(f"  note: {_clean(report.note)}")
+    counts = report.counts
+    width = max(len(f"{count:,}") for count in counts.values())
+    for status in STATUSES:
+        label = _paint(f"{status:<9}", status, color and counts[status] > 0)
+        lines.append(f"  {label} {counts[status]:>{width},}")
+    return "\n".join(lines)
+
+
+def _slowest(results: list[TenantResult], limit: int) -> str:
+    if limit <= 0 or not results:
+        return ""
+    top = sorted(results, key=lambda result: (-result.duration_s, result.schema))[:limit]
+    width = max(len(_clean(result.schema)) for result in top)
+    lines = ["Slowest tenants"]
+    for result in top:
+        attempts = f"  ({result.attempts} attempts)" if result.attempts > 1 else ""
+        lines.append(
+            f"  {_clean(result.schema):<{width}}  {format_duration(result.duration_s):>8}"
+            f"  {result.status}{attempts}"
+        )
+    return "\n".join(lines)
+
+
+def _failures(failed: list[TenantResult], color: bool) -> str:
+    if not failed:
+        return ""
+    lines = [_paint(f"Failed tenants ({len(failed):,})", "failed", color)]
+    for result in sorted(failed, key=lambda result: result.schema):
+        attempts = f" (after {result.attempts} attempts)" if result.attempts > 1 else ""
+        error = _clean(result.error or "no error recorded").splitlines() or [""]
+        lines.append(f"  {_clean(result.schema)}{attempts}: {error[0]}")
+        lines.extend(f"      {line}" for line in error[1:])
+    return "\n".join(lines)
+
+
+def _withheld(results: list[TenantResult]) -> str:
+    counts = withheld_counts(results)
+    if not counts:
+        return ""
+    lines = ["Withheld destructive changes (allow_destructive=True applies them)"]
+    lines.extend(f"  {_clean(change)} — {_tenants(count)}" for change, count in counts)
+    return "\n".join(lines)
+
+
+def _tenants(count: int) -> str:
+    return f"{count:,} tenant" + ("" if count == 1 else "s")
+
+
+def _paint(text: str, status: str, color: bool) -> str:
+    return f"\x1b[{_STATUS_COLORS[status]}m{text}\x1b[0m" if color else text
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
