@@ -17,14 +17,19 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from .discovery import TenantsSpec, check_tenant_names, list_tenants
 from .engine import connect, describe_url, make_engine
+from .fingerprint import Shape, structure_fingerprints
+from .locking import set_up_session
 from .model import Model
 from .options import SyncOptions
+from .plan import ignored_tables
 from .report import SyncReport, TenantResult
-from .tenant import TenantJob, sync_one
+from .shapes import ShapePlan, group_by_shape, plan_shape
+from .tenant import TenantJob, describe_error, sync_one
 
 __all__ = ["TenantSync"]
 
@@ -109,23 +114,61 @@ class TenantSync:
         :meth:`cancel` (or Ctrl-C) stops starting new tenants: those in flight finish,
         the rest are reported ``skipped``.  Ctrl-C is re-raised once the run has
         wound down; the report is then in :attr:`last_report`.
+
+        Unless ``verify=True``, tenants are grouped by the fingerprint of their
+        structure, read for all of them in one pass over the catalog: each distinct
+        shape is compared with the model once, tenants already matching it are
+        reported ``unchanged`` at once, and the others apply their shape's SQL after
+        re-checking their fingerprint under their own lock.
         """
         self._cancel.clear()
-        names = self.list_tenants()
-        report = SyncReport(dry_run=dry_run)
-        if not names:
-            report.note = f"no tenant schema matched {self.tenants!r}"
-            log.warning("no tenants to sync: %s", report.note)
-        jobs = [
-            TenantJob(name, self.model, self.options, dry_run=dry_run, cancel=self._cancel)
-            for name in names
-        ]
         started = time.monotonic()
+        report = SyncReport(dry_run=dry_run)
         try:
-            report.results = self._run_jobs(jobs, started)
+            names, shapes = self._discover(with_shapes=not self.options.verify)
+            if not names:
+                report.note = f"no tenant schema matched {self.tenants!r}"
+                log.warning("no tenants to sync: %s", report.note)
+            progress = _Progress(len(names), started)
+            with ThreadPoolExecutor(
+                self._usable_workers(), thread_name_prefix="tenant_sync"
+            ) as pool:
+                plans = self._plan_shapes(pool, names, shapes)
+                results: dict[str, TenantResult] = {}
+                jobs = []
+                for name in names:
+                    job = TenantJob(
+                        name,
+                        self.model,
+                        self.options,
+                        dry_run=dry_run,
+                        cancel=self._cancel,
+                        shape_plan=plans.get(name),
+                    )
+                    known = _result_from_plan(job)
+                    if known is None:
+                        jobs.append(job)
+                    else:
+                        results[name] = known
+                        self._collect(known, progress)
+                results.update(self._run_jobs(pool, jobs, progress))
+            report.results = [results[name] for name in names if name in results]
         finally:
             self._finish(report, started)
         return report
+
+    def drift(self) -> list[ShapePlan]:
+        """List, without changing anything, how tenants deviate from the model.
+
+        Returns one :class:`~tenant_sync.shapes.ShapePlan` per distinct structure that
+        differs from the model: its tenants, the operations a sync would run and the
+        destructive changes it would withhold.  Tenants that match are left out.
+        """
+        names, shapes = self._discover(with_shapes=True)
+        with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
+            plans = self._plan_shapes(pool, names, shapes)
+        distinct = {id(plan): plan for plan in plans.values()}
+        return [plan for plan in distinct.values() if not plan.matches_model]
 
     def sync_tenant(self, schema: str, create: bool = True, dry_run: bool = False) -> TenantResult:
         """Sync one tenant in the calling thread, creating its schema first if ``create``.
@@ -161,26 +204,84 @@ class TenantSync:
     ) -> None:
         self.close()
 
-    def _run_jobs(self, jobs: list[TenantJob], started: float) -> list[TenantResult]:
-        results: dict[str, TenantResult] = {}
-        workers = min(self._usable_workers(), max(1, len(jobs)))
-        progress = _Progress(len(jobs), started)
-        with ThreadPoolExecutor(workers, thread_name_prefix="tenant_sync") as pool:
-            pending: set[Future[TenantResult]] = {
-                pool.submit(sync_one, self.engine, job) for job in jobs
-            }
+    def _discover(self, with_shapes: bool) -> tuple[list[str], dict[str, Shape]]:
+        """List the tenants and, if asked, read every tenant's shape, in one transaction."""
+        with connect(self.engine) as conn, conn.begin():
+            names = list_tenants(conn, self.tenants, self.model.shared_schemas)
+            if not with_shapes or not names:
+                return names, {}
+            set_up_session(conn, "pg_catalog", self.options.lock_timeout, None)
             try:
-                self._gather(pending, results, progress)
-            except KeyboardInterrupt:
-                log.warning("interrupted: finishing tenants in flight, skipping the rest")
-                self._cancel.set()
-                self._gather(pending, results, progress)
-                raise
-            finally:
-                # Only reached with pending futures if gathering itself failed.
-                for future in pending:
-                    future.cancel()
-        return [results[job.schema] for job in jobs if job.schema in results]
+                shapes = structure_fingerprints(
+                    conn, names, ignored_tables(self.options), self.options.version_table
+                )
+            except DBAPIError as exc:
+                log.warning(
+                    "reading tenant structures failed, comparing tenants one by one: %s",
+                    describe_error(exc),
+                )
+                return names, {}
+        return names, shapes
+
+    def _plan_shapes(
+        self, pool: ThreadPoolExecutor, names: list[str], shapes: dict[str, Shape]
+    ) -> dict[str, ShapePlan]:
+        """Compare one representative per shape with the model; map each tenant to its plan.
+
+        A shape whose comparison fails is left out: its tenants are then synced one by
+        one, and each reports its own error.
+        """
+        groups = group_by_shape(shapes, names)
+        futures = {
+            pool.submit(
+                plan_shape,
+                self.engine,
+                tenants[0],
+                shapes[tenants[0]],
+                tenants,
+                self.model,
+                self.options,
+            ): tenants
+            for tenants in groups.values()
+        }
+        plans: dict[str, ShapePlan] = {}
+        for future, tenants in futures.items():
+            try:
+                plan = future.result()
+            except Exception as exc:
+                log.warning(
+                    "comparing %s (shape of %d tenants) failed, syncing them one by one: %s",
+                    tenants[0],
+                    len(tenants),
+                    describe_error(exc),
+                )
+                continue
+            plans.update(dict.fromkeys(tenants, plan))
+        if groups:
+            log.info(
+                "%d tenants in %d distinct shapes", sum(map(len, groups.values())), len(groups)
+            )
+        return plans
+
+    def _run_jobs(
+        self, pool: ThreadPoolExecutor, jobs: list[TenantJob], progress: _Progress
+    ) -> dict[str, TenantResult]:
+        results: dict[str, TenantResult] = {}
+        pending: set[Future[TenantResult]] = {
+            pool.submit(sync_one, self.engine, job) for job in jobs
+        }
+        try:
+            self._gather(pending, results, progress)
+        except KeyboardInterrupt:
+            log.warning("interrupted: finishing tenants in flight, skipping the rest")
+            self._cancel.set()
+            self._gather(pending, results, progress)
+            raise
+        finally:
+            # Only reached with pending futures if gathering itself failed.
+            for future in pending:
+                future.cancel()
+        return results
 
     def _gather(
         self,
@@ -195,11 +296,14 @@ class TenantSync:
                 pending.discard(future)
                 result = future.result()
                 results[result.schema] = result
-                _log_result(result)
-                progress.add(result)
-                if self.on_result is not None:
-                    self.on_result(result)
+                self._collect(result, progress)
             progress.maybe_log()
+
+    def _collect(self, result: TenantResult, progress: _Progress) -> None:
+        _log_result(result)
+        progress.add(result)
+        if self.on_result is not None:
+            self.on_result(result)
 
     def _usable_workers(self) -> int:
         """Workers, capped by what a caller's engine pool can give at once."""
@@ -256,7 +360,28 @@ class _Progress:
         )
 
 
+def _result_from_plan(job: TenantJob) -> TenantResult | None:
+    """The result of a tenant its shape's plan settles without touching it, else None."""
+    plan = job.shape_plan
+    if plan is None:
+        return None
+    if plan.up_to_date:
+        return TenantResult(job.schema, "unchanged", withheld=list(plan.withheld), attempts=0)
+    if job.dry_run:
+        return TenantResult(
+            job.schema,
+            "planned",
+            operations=list(plan.operations),
+            sql=list(plan.sql),
+            withheld=list(plan.withheld),
+            attempts=0,
+        )
+    return None
+
+
 def _log_result(result: TenantResult) -> None:
+    for change in result.withheld:
+        log.warning("tenant %s: withheld destructive change: %s", result.schema, change)
     if result.status == "failed":
         log.error("tenant %s: failed in %.3fs: %s", result.schema, result.duration_s, result.error)
         return

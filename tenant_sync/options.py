@@ -28,6 +28,9 @@ class SyncOptions:
     :param retry_backoff: seconds before the first retry; doubled for each next one.
     :param version_table: name of the table in each tenant that records the
         fingerprint of the model it was last synced to.
+    :param verify: compare every tenant with the model one by one (Alembic autogenerate
+        per tenant) instead of once per distinct tenant structure.  Slower; the result
+        is the same.
     """
 
     workers: int = 4
@@ -37,6 +40,7 @@ class SyncOptions:
     retries: int = 2
     retry_backoff: float = 0.2
     version_table: str = DEFAULT_VERSION_TABLE
+    verify: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:

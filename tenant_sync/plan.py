@@ -19,10 +19,15 @@ from .describe import describe
 from .model import Model
 from .options import SyncOptions
 
-__all__ = ["IGNORED_TABLES", "Plan", "plan_tenant", "split_destructive"]
+__all__ = ["IGNORED_TABLES", "Plan", "ignored_tables", "plan_tenant", "split_destructive"]
 
 #: Tables in a tenant that are bookkeeping, not model: never compared, never dropped.
 IGNORED_TABLES = frozenset({"alembic_version"})
+
+
+def ignored_tables(options: SyncOptions) -> list[str]:
+    """The table names a tenant may hold that are never compared with the model."""
+    return sorted(IGNORED_TABLES | {options.version_table})
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOption
     The connection must already be set up for the tenant (see
     :func:`tenant_sync.locking.set_up_session`); nothing is written.
     """
-    ignored = IGNORED_TABLES | {options.version_table}
+    ignored = set(ignored_tables(options))
 
     def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
         return not (type_ == "table" and name in ignored)

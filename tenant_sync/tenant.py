@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .apply import OperationFailed, apply_plan, render_plan
+from .fingerprint import recheck_fingerprint
 from .locking import lock_tenant, quote, set_up_session
 from .model import Model
 from .options import SyncOptions
-from .plan import plan_tenant
+from .plan import ignored_tables, plan_tenant
 from .report import Status, TenantResult
-from .version import read_version, write_version
+from .shapes import ShapePlan
+from .version import read_version, version_statements
 
 __all__ = ["TenantJob", "sync_one"]
 
@@ -46,6 +48,10 @@ class TenantFailure(Exception):
     """A tenant cannot be synced for a reason that is not a database error."""
 
 
+class _SharedPlanFailed(Exception):
+    """The shape's SQL failed in this tenant; it is compared alone for a precise error."""
+
+
 @dataclass(frozen=True)
 class TenantJob:
     """Everything a worker needs for one tenant; immutable, so threads share nothing."""
@@ -56,6 +62,7 @@ class TenantJob:
     create: bool = False
     dry_run: bool = False
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)
+    shape_plan: ShapePlan | None = None
 
 
 @dataclass
@@ -108,6 +115,14 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
 
 
 def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
+    try:
+        return _in_transaction(engine, job)
+    except _SharedPlanFailed as exc:
+        log.info("tenant %s: shared plan failed (%s); comparing it alone", job.schema, exc)
+        return _in_transaction(engine, replace(job, shape_plan=None))
+
+
+def _in_transaction(engine: Engine, job: TenantJob) -> _Outcome:
     with engine.connect() as conn:
         transaction = conn.begin()
         try:
@@ -126,6 +141,11 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     options = job.options
     set_up_session(conn, job.schema, options.lock_timeout, options.statement_timeout)
     lock_tenant(conn, job.schema)
+    if job.shape_plan is not None and not job.dry_run:
+        shared = _apply_shared_plan(conn, job, job.shape_plan)
+        if shared is not None:
+            return shared
+        log.debug("tenant %s: changed since the catalog pass; comparing it alone", job.schema)
     operations: list[str] = []
     sql: list[str] = []
     if not _schema_exists(conn, job.schema):
@@ -143,16 +163,57 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     plan = plan_tenant(conn, job.schema, job.model, options)
     operations += plan.descriptions
     withheld = plan.withheld_descriptions
-    for change in withheld:
-        log.warning("tenant %s: withheld destructive change: %s", job.schema, change)
     if job.dry_run:
         sql += render_plan(conn, plan) if plan.operations else []
         return _Outcome("planned" if operations else "unchanged", operations, sql, withheld)
     if plan.operations:
         sql += apply_plan(conn, plan)
     if not withheld and read_version(plan.context) != job.model.fingerprint:
-        write_version(conn, job.schema, options.version_table, job.model.fingerprint)
+        statements = version_statements(
+            conn.dialect, job.schema, options.version_table, job.model.fingerprint
+        )
+        _execute_batch(conn, statements)
     return _Outcome("migrated" if operations else "unchanged", operations, sql, withheld)
+
+
+def _apply_shared_plan(conn: Connection, job: TenantJob, shared: ShapePlan) -> _Outcome | None:
+    """Run the shape's SQL in one round trip if the tenant still has the shape, else None."""
+    options = job.options
+    ignored = ignored_tables(options)
+    if not recheck_fingerprint(conn, job.schema, shared.shape, ignored, options.version_table):
+        return None
+    statements = list(shared.sql)
+    if not shared.withheld:
+        statements += version_statements(
+            conn.dialect,
+            job.schema,
+            options.version_table,
+            job.model.fingerprint,
+            create=not shared.shape.has_version_table,
+        )
+    try:
+        _execute_batch(conn, statements)
+    except sa.exc.DBAPIError as exc:
+        if _transient_reason(exc):
+            raise
+        raise _SharedPlanFailed(describe_error(exc)) from exc
+    return _Outcome("migrated", list(shared.operations), list(shared.sql), list(shared.withheld))
+
+
+def _execute_batch(conn: Connection, statements: list[str]) -> None:
+    """Send several statements in one round trip (no parameters, so no placeholder parsing)."""
+    if not statements:
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(";\n".join(statements))
+    except Exception as exc:
+        # Present it as SQLAlchemy would, so error handling and retries treat it alike.
+        raise sa.exc.DBAPIError.instance(
+            "<batch>", None, exc, conn.dialect.loaded_dbapi.Error
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def _schema_exists(conn: Connection, schema: str) -> bool:

@@ -8,11 +8,12 @@ already have from hand-written migrations.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Dialect
 
-__all__ = ["read_version", "write_version"]
+from .locking import quote
+
+__all__ = ["read_version", "version_statements"]
 
 
 def read_version(context: MigrationContext) -> str | None:
@@ -20,19 +21,22 @@ def read_version(context: MigrationContext) -> str | None:
     return context.get_current_revision()
 
 
-def write_version(conn: Connection, schema: str, table_name: str, fingerprint: str) -> None:
-    """Record ``fingerprint`` as the tenant's version, creating the table if needed."""
-    table = _version_table(schema, table_name)
-    table.create(conn, checkfirst=True)
-    conn.execute(table.delete())
-    conn.execute(table.insert().values(version_num=fingerprint))
-
-
-def _version_table(schema: str, table_name: str) -> sa.Table:
-    return sa.Table(
-        table_name,
-        sa.MetaData(),
-        sa.Column("version_num", sa.String(32), nullable=False),
-        sa.PrimaryKeyConstraint("version_num", name=f"{table_name}_pkc"),
-        schema=schema,
-    )
+def version_statements(
+    dialect: Dialect, schema: str, table_name: str, fingerprint: str, *, create: bool = True
+) -> list[str]:
+    """SQL that records ``fingerprint`` as the tenant's version (creating the table if asked)."""
+    if not all(char in "0123456789abcdef" for char in fingerprint):
+        raise ValueError(f"not a hex fingerprint: {fingerprint!r}")
+    table = f"{quote(dialect, schema)}.{quote(dialect, table_name)}"
+    statements = [
+        f"DELETE FROM {table}",
+        f"INSERT INTO {table} (version_num) VALUES ('{fingerprint}')",
+    ]
+    if create:
+        constraint = quote(dialect, f"{table_name}_pkc")
+        statements.insert(
+            0,
+            f"CREATE TABLE IF NOT EXISTS {table} (version_num VARCHAR(32) NOT NULL,"
+            f" CONSTRAINT {constraint} PRIMARY KEY (version_num))",
+        )
+    return statements

@@ -1,0 +1,147 @@
+"""The shape fast path gives exactly what per-tenant autogenerate gives, only faster."""
+
+from __future__ import annotations
+
+import random
+
+import sqlalchemy as sa
+from helpers import columns, make_schemas
+from models import model_v1, model_v2
+from sqlalchemy.engine import URL, Engine
+
+from tenant_sync import SyncOptions, TenantSync
+from tenant_sync.fingerprint import structure_fingerprints
+from tenant_sync.model import Model
+from tenant_sync.shapes import plan_shape
+from tenant_sync.tenant import TenantJob, sync_one
+
+# Each drift is SQL run in one tenant ({t} is the quoted schema).
+DRIFTS = {
+    "missing column": "ALTER TABLE {t}.accounts DROP COLUMN settings",
+    "extra column": "ALTER TABLE {t}.projects ADD COLUMN legacy_code text",
+    "extra index": "CREATE INDEX ix_extra ON {t}.tasks (title)",
+    "other type": "ALTER TABLE {t}.tasks ALTER COLUMN title TYPE varchar(300)",
+    "extra table": "CREATE TABLE {t}.scratch (id int PRIMARY KEY)",
+    "missing table": "DROP TABLE {t}.tasks",
+    "missing index": "DROP INDEX {t}.ix_tasks_project_status",
+    "other default": "ALTER TABLE {t}.projects ALTER COLUMN active SET DEFAULT false",
+    "nullable": "ALTER TABLE {t}.projects ALTER COLUMN name DROP NOT NULL",
+    "comment": "COMMENT ON TABLE {t}.accounts IS 'changed by hand'",
+}
+
+
+def build_drifted_tenants(database_url: URL, engine: Engine, seed: int) -> list[str]:
+    """Tenants at model v1 with assorted random drift; several share the same drift."""
+    rng = random.Random(seed)
+    names = [f"t{i:02d}" for i in range(16)]
+    make_schemas(engine, names)
+    with TenantSync(database_url, model_v1(), workers=4) as ts:
+        ts.sync_all()
+    kinds = list(DRIFTS)
+    with engine.begin() as conn:
+        for name in names[2:]:
+            for kind in rng.sample(kinds, rng.choice([1, 1, 2, 3])):
+                conn.execute(sa.text(DRIFTS[kind].format(t=f'"{name}"')))
+    return names
+
+
+def by_tenant(report: object) -> dict[str, tuple[list[str], list[str], list[str], str]]:
+    return {
+        r.schema: (sorted(r.operations), sorted(r.withheld), sorted(r.sql), r.status)
+        for r in report.results  # type: ignore[attr-defined]
+    }
+
+
+def test_fast_path_plans_exactly_what_per_tenant_autogenerate_plans(
+    database_url: URL, engine: Engine
+) -> None:
+    build_drifted_tenants(database_url, engine, seed=7)
+    with TenantSync(database_url, model_v2(), workers=4, verify=True) as ts:
+        slow = ts.sync_all(dry_run=True)
+    with TenantSync(database_url, model_v2(), workers=4) as ts:
+        fast = ts.sync_all(dry_run=True)
+        shapes = ts.drift()
+
+    assert by_tenant(fast) == by_tenant(slow)
+    assert len({tuple(r.operations) for r in fast.results}) > 3, "the drift is assorted"
+    assert 1 < len(shapes) < len(fast.results), "tenants share shapes"
+    assert sorted(t for shape in shapes for t in shape.tenants) == sorted(
+        r.schema for r in fast.results
+    )
+
+
+def test_fast_path_applies_what_per_tenant_autogenerate_applies(
+    database_url: URL, engine: Engine
+) -> None:
+    names = build_drifted_tenants(database_url, engine, seed=11)
+    with TenantSync(database_url, model_v2(), workers=4, verify=True) as ts:
+        expected = by_tenant(ts.sync_all(dry_run=True))
+    with TenantSync(database_url, model_v2(), workers=4) as ts:
+        applied = ts.sync_all()
+    with TenantSync(database_url, model_v2(), workers=4, verify=True) as ts:
+        after = ts.sync_all(dry_run=True)
+
+    assert applied.ok
+    for name in names:
+        operations, withheld, sql, _ = expected[name]
+        result = applied.get(name)
+        assert result is not None
+        assert (sorted(result.operations), sorted(result.withheld), sorted(result.sql)) == (
+            operations,
+            withheld,
+            sql,
+        )
+        checked = after.get(name)
+        assert checked is not None and checked.operations == [], (name, checked.operations)
+        assert sorted(checked.withheld) == withheld
+
+
+def test_up_to_date_tenants_are_reported_unchanged_without_being_touched(
+    database_url: URL, engine: Engine
+) -> None:
+    make_schemas(engine, [f"t{i}" for i in range(6)])
+    with TenantSync(database_url, model_v2(), workers=3) as ts:
+        ts.sync_all()
+        with engine.connect() as blocker:
+            # A tenant busy under an exclusive lock is still known to be up to date.
+            blocker.execute(sa.text("LOCK TABLE t3.projects IN ACCESS EXCLUSIVE MODE"))
+            report = ts.sync_all()
+            blocker.rollback()
+    assert report.counts["unchanged"] == 6
+    assert all(r.attempts == 0 for r in report.results), "no tenant transaction was needed"
+
+
+def test_tenant_that_changed_after_the_catalog_pass_is_compared_alone(
+    database_url: URL, engine: Engine
+) -> None:
+    make_schemas(engine, ["first", "second"])
+    with TenantSync(database_url, model_v1()) as ts:
+        ts.sync_all()
+    model = Model(model_v2())
+    options = SyncOptions()
+    with engine.begin() as conn:
+        shapes = structure_fingerprints(
+            conn,
+            ["first", "second"],
+            ["alembic_version", "tenant_sync_version"],
+            options.version_table,
+        )
+    shared = plan_shape(engine, "first", shapes["first"], ["first", "second"], model, options)
+    # "second" drifts after the pass: the shared plan no longer fits it.
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE second.projects ADD COLUMN description text"))
+
+    result = sync_one(engine, TenantJob("second", model, options, shape_plan=shared))
+
+    assert result.status == "migrated", result.error
+    assert "add column projects.description TEXT" in shared.operations
+    assert "add column projects.description TEXT" not in result.operations
+    assert "priority" in columns(engine, "second", "projects")
+
+
+def test_verify_option_forces_the_per_tenant_comparison(database_url: URL, engine: Engine) -> None:
+    make_schemas(engine, ["a", "b"])
+    with TenantSync(database_url, model_v1(), verify=True) as ts:
+        ts.sync_all()
+        report = ts.sync_all()
+    assert all(r.status == "unchanged" and r.attempts == 1 for r in report.results)
