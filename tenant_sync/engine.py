@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .errors import ConfigurationError, DatabaseConnectionError
 
-__all__ = ["connect", "describe_url", "make_engine"]
+__all__ = ["connect", "describe_url", "make_engine", "unprepared"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def describe_url(url: URL | str) -> str:
     if isinstance(url, str):
         try:
             url = sa.make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             return "<unparseable URL>"
     return url.render_as_string(hide_password=True)
 
@@ -74,8 +74,30 @@ def connect(engine: Engine) -> Iterator[Connection]:
         conn = engine.connect()
     except DBAPIError as exc:
         raise DatabaseConnectionError(_connection_message(engine.url, exc)) from None
-    with conn:
+    with conn, unprepared(conn):
         yield conn
+
+
+@contextmanager
+def unprepared(conn: Connection) -> Iterator[Connection]:
+    """Keep psycopg from preparing statements server-side while tenant_sync uses ``conn``.
+
+    A caller's Engine may keep psycopg's default ``prepare_threshold`` (5): tenant_sync
+    repeats the same statements for every tenant, so psycopg would prepare them, and
+    behind a transaction-mode pooler (pgbouncer before 1.21) the next transaction finds
+    them missing, or their name taken, on another server session.  The threshold is
+    set on this one connection and restored afterwards; the caller's engine is not changed.
+    """
+    raw = conn.connection.dbapi_connection
+    if raw is None or not hasattr(raw, "prepare_threshold"):
+        yield conn  # not psycopg 3
+        return
+    saved = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield conn
+    finally:
+        raw.prepare_threshold = saved
 
 
 def _parse_url(value: URL | str) -> URL:
@@ -87,7 +109,9 @@ def _parse_url(value: URL | str) -> URL:
         )
     try:
         return sa.make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        # SQLAlchemy raises a bare ValueError for a port that is not a number
+        # ("host:abc") or an unclosed IPv6 bracket; both are malformed URLs.
         raise ConfigurationError(
             "malformed database URL (expected postgresql+psycopg://user:password@host:port/dbname)"
         ) from None

@@ -12,7 +12,14 @@ import zlib
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-__all__ = ["LOCK_NAMESPACE", "lock_tenant", "quote", "set_up_session"]
+__all__ = [
+    "LOCK_NAMESPACE",
+    "SchemaAccessDenied",
+    "check_schema_access",
+    "lock_tenant",
+    "quote",
+    "set_up_session",
+]
 
 #: First key of tenant_sync's two-key advisory locks; the second is the schema's hash.
 LOCK_NAMESPACE = zlib.crc32(b"tenant_sync") & 0x7FFFFFFF
@@ -43,6 +50,41 @@ def set_up_session(
             "statement_timeout": _milliseconds(statement_timeout),
         },
     )
+
+
+class SchemaAccessDenied(Exception):
+    """The role may not use the tenant schema (or, to change it, create in it)."""
+
+
+def check_schema_access(conn: Connection, schema: str, write: bool) -> None:
+    """Raise SchemaAccessDenied, naming the role, the owner and the fix, if the role lacks access.
+
+    Without USAGE, PostgreSQL silently leaves the schema out of search_path: the tenant
+    would look empty (a plan to create every table) and the first CREATE would fail
+    with "no schema has been selected to create in".  A schema that does not exist
+    passes: it is created at signup, or reported missing.
+    """
+    row = conn.execute(
+        sa.text(
+            "SELECT current_user, pg_catalog.pg_get_userbyid(nspowner),"
+            " pg_catalog.has_schema_privilege(oid, 'USAGE'),"
+            " pg_catalog.has_schema_privilege(oid, 'CREATE')"
+            " FROM pg_catalog.pg_namespace WHERE nspname = :schema"
+        ),
+        {"schema": schema},
+    ).first()
+    if row is None:
+        return
+    user, owner, usage, create = row
+    missing = [name for name, ok in (("USAGE", usage), ("CREATE", create or not write)) if not ok]
+    if missing:
+        name, role = quote(conn.dialect, schema), quote(conn.dialect, user)
+        raise SchemaAccessDenied(
+            f"permission denied for schema {schema!r}: role {user!r} lacks "
+            f"{' and '.join(missing)} on it (its owner is {owner!r}); run "
+            f"ALTER SCHEMA {name} OWNER TO {role}, or GRANT {', '.join(missing)} "
+            f"ON SCHEMA {name} TO {role}"
+        )
 
 
 def lock_tenant(conn: Connection, schema: str) -> None:

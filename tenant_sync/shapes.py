@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from .apply import render_plan
+from .engine import unprepared
 from .fingerprint import Shape
-from .locking import set_up_session
+from .locking import check_schema_access, set_up_session
 from .model import Model
 from .options import SyncOptions
 from .plan import plan_tenant
@@ -69,10 +70,11 @@ def plan_shape(
     Raises whatever the comparison raises; the caller then syncs the shape's tenants
     one by one, so each reports its own error.
     """
-    with engine.connect() as conn:
+    with engine.connect() as conn, unprepared(conn):
         transaction = conn.begin()
         try:
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
+            check_schema_access(conn, representative, write=False)
             plan = plan_tenant(conn, representative, model, options)
             sql = render_plan(conn, plan) if plan.operations else []
         finally:

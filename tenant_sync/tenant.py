@@ -9,6 +9,7 @@ are retried with a doubling backoff.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -17,8 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .apply import OperationFailed, apply_plan, render_plan
+from .engine import unprepared
 from .fingerprint import recheck_fingerprint
-from .locking import lock_tenant, quote, set_up_session
+from .locking import check_schema_access, lock_tenant, quote, set_up_session
 from .model import Model
 from .options import SyncOptions
 from .plan import ignored_tables, plan_tenant
@@ -123,7 +125,7 @@ def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
 
 
 def _in_transaction(engine: Engine, job: TenantJob) -> _Outcome:
-    with engine.connect() as conn:
+    with engine.connect() as conn, unprepared(conn):
         transaction = conn.begin()
         try:
             outcome = _sync_in_transaction(conn, job)
@@ -141,6 +143,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     options = job.options
     set_up_session(conn, job.schema, options.lock_timeout, options.statement_timeout)
     lock_tenant(conn, job.schema)
+    check_schema_access(conn, job.schema, write=not job.dry_run)
     if job.shape_plan is not None and not job.dry_run:
         shared = _apply_shared_plan(conn, job, job.shape_plan)
         if shared is not None:
@@ -227,13 +230,15 @@ def _schema_exists(conn: Connection, schema: str) -> bool:
 def describe_error(exc: BaseException) -> str:
     """One line that says why a tenant failed, naming a timeout when there was one."""
     prefix = ""
+    description = ""
     if isinstance(exc, OperationFailed):
-        prefix = f"while running '{exc.description}': "
+        description = exc.description
+        prefix = f"while running '{description}': "
         exc = exc.cause
     if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         message = " ".join(str(exc.orig).split())
-        hint = _HINTS.get(sqlstate or "", "")
+        hint = _hint(sqlstate or "", description)
         return f"{prefix}{type(exc.orig).__name__}: {message}{hint}"
     return f"{prefix}{type(exc).__name__}: {' '.join(str(exc).split())}"
 
@@ -248,6 +253,21 @@ _HINTS = {
 }
 
 
+def _hint(sqlstate: str, description: str) -> str:
+    if (
+        sqlstate == "23502"
+        and description.startswith("add column ")
+        and description.endswith(" NOT NULL")
+    ):
+        # The column is new, so there is nothing to fill: the rows are the problem.
+        table = description.split()[2].split(".")[0]
+        return (
+            f" ({table} has rows, and a NOT NULL column needs a value in each: give the "
+            "column a server_default, or add it nullable, fill it, then make it NOT NULL)"
+        )
+    return _HINTS.get(sqlstate, "")
+
+
 def _transient_reason(exc: BaseException) -> str | None:
     if isinstance(exc, OperationFailed):
         exc = exc.cause
@@ -256,8 +276,23 @@ def _transient_reason(exc: BaseException) -> str | None:
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate in _TRANSIENT_SQLSTATES:
         return _TRANSIENT_SQLSTATES[sqlstate]
+    if _refused_login(exc):
+        return None
     if exc.connection_invalidated or (
         isinstance(exc, sa.exc.OperationalError) and sqlstate is None
     ):
         return "connection lost"
     return None
+
+
+# A login the server refuses for good: psycopg gives no SQLSTATE for a failed
+# connection, only the server's FATAL message, so it is recognised by its words.
+_REFUSED_LOGIN = re.compile(
+    r"password authentication failed|no pg_hba\.conf entry|"
+    r"(role|database) \"[^\"]*\" does not exist|"
+    r"permission denied for database|not permitted to log in"
+)
+
+
+def _refused_login(exc: sa.exc.DBAPIError) -> bool:
+    return exc.orig is not None and _REFUSED_LOGIN.search(str(exc.orig)) is not None

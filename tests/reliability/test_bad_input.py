@@ -100,22 +100,8 @@ def _no_such_port() -> int:
     [
         "not a url",
         "",
-        pytest.param(
-            "postgresql+psycopg://app:pw@127.0.0.1:notaport/app",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a non-numeric port escapes as a bare ValueError from SQLAlchemy; "
-                "fix in /tmp/patches/load-url-port.diff",
-            ),
-        ),
-        pytest.param(
-            "postgresql+psycopg://app:pw@[::1/app",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="an unclosed IPv6 bracket escapes as a bare ValueError; "
-                "fix in /tmp/patches/load-url-port.diff",
-            ),
-        ),
+        "postgresql+psycopg://app:pw@127.0.0.1:notaport/app",
+        "postgresql+psycopg://app:pw@[::1/app",
     ],
     ids=["words", "empty", "port-not-a-number", "unclosed-ipv6-bracket"],
 )
@@ -403,11 +389,6 @@ def test_wrong_password_is_one_connection_error_and_nothing_changes(
     assert catalog_snapshot(engine) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync_tenant retries a refused login twice as if it were a lost connection; "
-    "fix in /tmp/patches/load-no-retry-on-refused-login.diff",
-)
 def test_signup_with_a_wrong_password_fails_at_once_without_retrying(
     password_url: URL, engine: Engine
 ) -> None:

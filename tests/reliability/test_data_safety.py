@@ -241,11 +241,6 @@ def test_not_null_column_without_default_on_a_table_with_rows_fails_and_leaves_t
     assert checksums(engine, "t", V2_COLUMNS) == rows_t
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the NOT NULL hint is the generic one ('fill the rows first', which cannot be "
-    "done for a column that does not exist yet); fix in /tmp/patches/load-not-null-add-column-hint.diff",
-)
 def test_not_null_column_without_default_message_says_the_table_has_rows_and_how_to_fix(
     database_url: URL, engine: Engine, tenant_at_v2: str
 ) -> None:

@@ -298,14 +298,6 @@ def test_caller_engine_without_prepares_works_through_the_pooler(
     assert _errors(results) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a caller's Engine with psycopg's default prepare_threshold=5 prepares "
-    "tenant_sync's repeated statements; through pgbouncer 1.18 in transaction mode they "
-    "fail with 'prepared statement \"_pg3_0\" does not exist / already exists'. "
-    "Workaround: connect_args={'prepare_threshold': None}; fix in "
-    "/tmp/patches/load-no-prepare-on-caller-engines.diff",
-)
 def test_caller_engine_with_psycopg_defaults_works_through_the_pooler(
     database_url: URL, engine: Engine, start_pgbouncer: Callable[[int], Pooler]
 ) -> None:

@@ -159,12 +159,6 @@ def test_tables_the_role_does_not_own_fail_clearly_naming_the_table(
     assert _snapshot_of(engine, "tenant_b") == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="without USAGE the schema drops out of search_path: a dry run plans to create "
-    "every table and the sync fails with 'no schema has been selected to create in'; "
-    "fix in /tmp/patches/load-schema-privileges.diff",
-)
 def test_schema_the_role_may_not_use_fails_clearly_also_in_a_dry_run(
     database_url: URL, engine: Engine, owner: str
 ) -> None:
