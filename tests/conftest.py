@@ -1,8 +1,10 @@
-"""Fixtures: a real PostgreSQL server, and a fresh database for each test module.
+"""Fixtures: a real PostgreSQL server, and a fresh database for each test.
 
 The server is found at TENANT_SYNC_TEST_DATABASE_URL, by default
 postgresql+psycopg://postgres@127.0.0.1:5432/postgres (the account must be able to
-create databases).
+create databases).  When that variable is unset and nothing answers on
+127.0.0.1:5432, the tests start the embedded server of ``tenant_sync[embedded]`` for
+the session, so they run on a machine that has only Python.
 """
 
 from __future__ import annotations
@@ -16,12 +18,36 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from tenant_sync.embedded import EmbeddedPostgres, embedded_available, server_answers
+
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+_embedded: EmbeddedPostgres | None = None
 
 
 def server_url() -> URL:
     """The URL of the test server's maintenance database."""
+    if _embedded is not None:
+        return sa.make_url(_embedded.url)
     return sa.make_url(os.environ.get("TENANT_SYNC_TEST_DATABASE_URL", DEFAULT_URL))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the embedded server when no test server is configured or answering."""
+    global _embedded
+    if "TENANT_SYNC_TEST_DATABASE_URL" in os.environ or server_answers("127.0.0.1", 5432):
+        return
+    if not embedded_available():
+        return  # admin_engine then stops the run with a clear message
+    _embedded = EmbeddedPostgres()
+    _embedded.start()
+    # Subprocesses started by tests (CLI, faults) find the same server.
+    os.environ["TENANT_SYNC_TEST_DATABASE_URL"] = _embedded.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the embedded server, if one was started."""
+    if _embedded is not None:
+        _embedded.stop()
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +58,11 @@ def admin_engine() -> Iterator[Engine]:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
-        pytest.exit(f"no PostgreSQL for the tests at {server_url()!r}: {exc.orig}", returncode=3)
+        pytest.exit(
+            f"no PostgreSQL for the tests at {server_url()!r}: {exc.orig}. Start one, set "
+            "TENANT_SYNC_TEST_DATABASE_URL, or install tenant_sync[embedded]",
+            returncode=3,
+        )
     yield engine
     engine.dispose()
 
