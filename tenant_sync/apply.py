@@ -36,7 +36,7 @@ class OperationFailed(Exception):
 
 def apply_plan(conn: Connection, plan: Plan) -> list[str]:
     """Run the plan's operations on ``conn`` and return the SQL statements executed."""
-    existing_enums = _tenant_enum_names(conn, plan.schema)
+    existing_enums = _existing_enums(conn, plan)
     with _capture_sql(conn) as statements:
         _run(Operations(plan.context), plan, existing_enums)
     return statements
@@ -52,7 +52,7 @@ def render_plan(conn: Connection, plan: Plan) -> list[str]:
         dialect=conn.dialect,
         opts={"as_sql": True, "output_buffer": statements, "literal_binds": True},
     )
-    _run(Operations(offline), plan, _tenant_enum_names(conn, plan.schema))
+    _run(Operations(offline), plan, _existing_enums(conn, plan))
     return statements.lines
 
 
@@ -98,6 +98,13 @@ def _enums_used(operations: tuple[ops.MigrateOperation, ...]) -> Iterator[Any]:
                     if isinstance(type_, ENUM)
                     else ENUM(*type_.enums, name=type_.name, schema=type_.schema)
                 )
+
+
+def _existing_enums(conn: Connection, plan: Plan) -> set[str]:
+    """The tenant's enum types, looked up only when the plan uses an enum at all."""
+    if not any(True for _ in _enums_used(plan.operations)):
+        return set()
+    return _tenant_enum_names(conn, plan.schema)
 
 
 def _tenant_enum_names(conn: Connection, schema: str) -> set[str]:
