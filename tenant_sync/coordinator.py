@@ -124,8 +124,12 @@ class TenantSync:
         self._cancel.clear()
         started = time.monotonic()
         report = SyncReport(dry_run=dry_run)
+        # Discovery errors are raised before the run starts: no report, no summary line.
+        names, shapes = self._discover(with_shapes=not self.options.verify)
+        # Filled as results come in, so that the report is complete even when Ctrl-C
+        # is re-raised from the middle of the run.
+        results: dict[str, TenantResult] = {}
         try:
-            names, shapes = self._discover(with_shapes=not self.options.verify)
             if not names:
                 report.note = f"no tenant schema matched {self.tenants!r}"
                 log.warning("no tenants to sync: %s", report.note)
@@ -134,7 +138,6 @@ class TenantSync:
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
                 plans = self._plan_shapes(pool, names, shapes)
-                results: dict[str, TenantResult] = {}
                 jobs = []
                 for name in names:
                     job = TenantJob(
@@ -151,9 +154,9 @@ class TenantSync:
                     else:
                         results[name] = known
                         self._collect(known, progress)
-                results.update(self._run_jobs(pool, jobs, progress))
-            report.results = [results[name] for name in names if name in results]
+                self._run_jobs(pool, jobs, results, progress)
         finally:
+            report.results = [results.get(name) or _not_started(name) for name in names]
             self._finish(report, started)
         return report
 
@@ -264,9 +267,12 @@ class TenantSync:
         return plans
 
     def _run_jobs(
-        self, pool: ThreadPoolExecutor, jobs: list[TenantJob], progress: _Progress
-    ) -> dict[str, TenantResult]:
-        results: dict[str, TenantResult] = {}
+        self,
+        pool: ThreadPoolExecutor,
+        jobs: list[TenantJob],
+        results: dict[str, TenantResult],
+        progress: _Progress,
+    ) -> None:
         pending: set[Future[TenantResult]] = {
             pool.submit(sync_one, self.engine, job) for job in jobs
         }
@@ -278,10 +284,14 @@ class TenantSync:
             self._gather(pending, results, progress)
             raise
         finally:
-            # Only reached with pending futures if gathering itself failed.
-            for future in pending:
-                future.cancel()
-        return results
+            # Only reached with pending futures if gathering itself failed (a second
+            # Ctrl-C): tenants not started never will be; those running are awaited,
+            # as the pool's shutdown would, so that their outcome is reported.
+            if pending:
+                self._cancel.set()
+            for future in [future for future in pending if not future.cancel()]:
+                result = future.result()
+                results[result.schema] = result
 
     def _gather(
         self,
@@ -293,9 +303,10 @@ class TenantSync:
         while pending:
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
-                pending.discard(future)
+                # Recorded before anything that may be interrupted, so none is lost.
                 result = future.result()
                 results[result.schema] = result
+                pending.discard(future)
                 self._collect(result, progress)
             progress.maybe_log()
 
@@ -358,6 +369,13 @@ class _Progress:
             elapsed,
             eta,
         )
+
+
+def _not_started(schema: str) -> TenantResult:
+    """The result of a tenant the run stopped before (Ctrl-C during the planning phase)."""
+    return TenantResult(
+        schema, "skipped", error="run interrupted before this tenant started", attempts=0
+    )
 
 
 def _result_from_plan(job: TenantJob) -> TenantResult | None:

@@ -89,9 +89,11 @@ def _totals(report: SyncReport, color: bool) -> str:
 
 
 def _slowest(results: list[TenantResult], limit: int) -> str:
-    if limit <= 0 or not results:
+    # Tenants settled by their shape's plan (attempts == 0) took no time of their own.
+    timed = [result for result in results if result.attempts > 0]
+    if limit <= 0 or not timed:
         return ""
-    top = sorted(results, key=lambda result: (-result.duration_s, result.schema))[:limit]
+    top = sorted(timed, key=lambda result: (-result.duration_s, result.schema))[:limit]
     width = max(len(_clean(result.schema)) for result in top)
     lines = ["Slowest tenants"]
     for result in top:

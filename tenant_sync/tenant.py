@@ -79,7 +79,17 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
     """Sync one tenant and return its result; never raises (cancellation gives ``skipped``)."""
     started = time.monotonic()
     attempt = 0
+    last_error: str | None = None
     while True:
+        if job.cancel.is_set() and last_error is not None:
+            # Cancelled while waiting to retry: the tenant was tried and rolled back.
+            return TenantResult(
+                job.schema,
+                "failed",
+                error=f"{last_error} (not retried: run cancelled)",
+                duration_s=time.monotonic() - started,
+                attempts=attempt,
+            )
         if job.cancel.is_set():
             return TenantResult(
                 job.schema,
@@ -96,6 +106,7 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
             if transient and attempt <= job.options.retries and not job.cancel.is_set():
                 delay = job.options.retry_backoff * 2 ** (attempt - 1)
                 log.info("tenant %s: %s, retrying in %.2fs", job.schema, transient, delay)
+                last_error = describe_error(exc)
                 job.cancel.wait(delay)
                 continue
             return TenantResult(
@@ -211,9 +222,17 @@ def _execute_batch(conn: Connection, statements: list[str]) -> None:
     try:
         cursor.execute(";\n".join(statements))
     except Exception as exc:
-        # Present it as SQLAlchemy would, so error handling and retries treat it alike.
+        # Present it as SQLAlchemy would, so error handling and retries treat it alike;
+        # like SQLAlchemy, invalidate a lost connection, or the rollback that follows
+        # fails on it ("the connection is lost") and hides why the tenant failed.
+        dbapi = conn.dialect.loaded_dbapi
+        lost = isinstance(exc, dbapi.Error) and conn.dialect.is_disconnect(
+            exc, conn.connection.dbapi_connection, cursor
+        )
+        if lost:
+            conn.invalidate(exc)
         raise sa.exc.DBAPIError.instance(
-            "<batch>", None, exc, conn.dialect.loaded_dbapi.Error
+            "<batch>", None, exc, dbapi.Error, connection_invalidated=lost
         ) from exc
     finally:
         cursor.close()

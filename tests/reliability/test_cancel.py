@@ -42,16 +42,6 @@ CANCEL_AFTER = 3
 #: for results that finish while the cancellation is on its way.
 MOST_MIGRATED = CANCEL_AFTER + 2 * WORKERS
 
-_CANCELLED_RETRY_LOOKS_UNTRIED = (
-    "a tenant cancelled while waiting to retry is reported skipped, 'run cancelled before "
-    "this tenant started', though it was tried and rolled back "
-    "(patch: /tmp/patches/faults-interrupt-report.diff)"
-)
-_REPORT_LOST_ON_INTERRUPT = (
-    "sync_all() assigns report.results only when _run_jobs returns, so after Ctrl-C "
-    "last_report has no results (patch: /tmp/patches/faults-interrupt-report.diff)"
-)
-
 
 def _build(database_url: URL, engine: Engine) -> Fingerprints:
     fingerprints = build_v1_tenants(database_url, NAMES)
@@ -119,7 +109,6 @@ def test_cancel_from_another_thread_skips_the_rest_and_returns_promptly(
     assert set(tenant_states(engine, NAMES, fingerprints).values()) == {"v2"}
 
 
-@pytest.mark.xfail(strict=True, reason=_REPORT_LOST_ON_INTERRUPT)
 def test_keyboard_interrupt_in_the_calling_thread_is_reraised_after_a_full_report(
     database_url: URL, engine: Engine
 ) -> None:
@@ -143,7 +132,6 @@ def test_keyboard_interrupt_in_the_calling_thread_is_reraised_after_a_full_repor
     _check_cancelled_report(report, engine, fingerprints)
 
 
-@pytest.mark.xfail(strict=True, reason=_REPORT_LOST_ON_INTERRUPT)
 def test_ctrl_c_stops_a_sync_process_promptly_and_it_writes_the_report(
     database_url: URL, engine: Engine, tmp_path: Path
 ) -> None:
@@ -229,7 +217,6 @@ def test_cancel_during_a_retry_backoff_returns_without_waiting_it_out(
     assert locked.status in ("skipped", "failed") and locked.attempts == 1
 
 
-@pytest.mark.xfail(strict=True, reason=_CANCELLED_RETRY_LOOKS_UNTRIED)
 def test_a_tenant_cancelled_while_waiting_to_retry_is_reported_with_its_error(
     database_url: URL, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

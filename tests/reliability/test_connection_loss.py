@@ -140,12 +140,6 @@ def test_errors_that_are_not_transient_are_not_retried(database_url: URL, engine
     assert set(states.values()) == {"v2"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_execute_batch does not invalidate a lost connection, so the rollback fails on "
-    "it and its error ('the connection is lost') replaces the server's reason "
-    "(patch: /tmp/patches/faults-batch-disconnect.diff)",
-)
 def test_a_terminated_tenant_error_gives_the_server_reason(
     database_url: URL, engine: Engine
 ) -> None:
