@@ -42,10 +42,15 @@ class Shape:
 # stripped reliably.
 #
 # pg_get_indexdef(), and pg_get_expr()/pg_get_constraintdef() on expressions that name
-# columns, take a lock on the table: one locked tenant would stall the whole pass.  So
-# indexes are described from pg_index itself, and check constraints, generated columns,
-# expression and partial indexes by their stored expression trees, less the parse
-# locations: the same text for the same expression in any schema.
+# columns, take a lock on the table: one locked tenant would stall the whole pass.  They
+# are also slow.  So columns, constraints and indexes are described by their catalog
+# fields: column numbers, type oids (names for the tenant's own types, whose oids differ
+# per tenant), and expression trees less their parse locations.  Two tenants built by
+# the same history get the same text; two that differ in any way the model sees get
+# different text (tenants that differ only in column order get two shapes, which costs
+# one more comparison, never a wrong plan).  Column defaults, which name the tenant's
+# own sequences and types, are rendered by pg_get_expr() without a relation (no lock)
+# and the tenant's prefix stripped.
 _FINGERPRINT_SQL = """
 WITH tenants AS (
     SELECT n.oid AS nsp, n.nspname, quote_ident(n.nspname) || '.' AS prefix
@@ -72,9 +77,11 @@ items AS (
     LEFT JOIN pg_catalog.pg_description d
         ON d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
     UNION ALL
-    SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname) || ' '
+    SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname)
+        || ' ' || a.attnum::text || ' '
         || CASE WHEN ty.typnamespace = r.nsp THEN quote_ident(ty.typname)
-                ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END
+                ELSE a.atttypid::text END
+        || ' ' || a.atttypmod::text
         || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
         || ' ' || a.attidentity::text || a.attgenerated::text
         || coalesce(' DEFAULT ' || CASE WHEN a.attgenerated = ''
@@ -89,30 +96,27 @@ items AS (
         ON d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
         AND d.objsubid = a.attnum
     UNION ALL
-    SELECT r.nsp, 'K ' || quote_ident(r.relname) || ' ' || quote_ident(k.conname) || ' '
-        || CASE WHEN k.contype IN ('p', 'u', 'f')
-                THEN replace(pg_catalog.pg_get_constraintdef(k.oid), r.prefix, '')
-                ELSE k.contype::text || ' ' || k.conkey::text || ' ' || coalesce(k.conexclop::text, '')
-                    || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \\:location -?[0-9]+', '', 'g'), '') END
-    FROM rels r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
+    SELECT r.nsp, 'K ' || quote_ident(r.relname) || ' ' || quote_ident(k.conname)
+        || ' ' || k.contype::text || ' ' || coalesce(k.conkey::text, '')
+        || ' ' || coalesce(k.confkey::text, '') || ' '
+        || coalesce(CASE WHEN f.relnamespace = r.nsp THEN quote_ident(f.relname)
+                         ELSE f.oid::text END, '')
+        || ' ' || k.confupdtype::text || k.confdeltype::text || k.confmatchtype::text
+        || ' ' || k.condeferrable::text || k.condeferred::text || k.convalidated::text
+        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \\:location -?[0-9]+', '', 'g'), '')
+    FROM rels r
+    JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
+    LEFT JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
     UNION ALL
-    SELECT r.nsp, 'I ' || quote_ident(ic.relname) || ' ' || am.amname
-        || CASE WHEN i.indisunique THEN ' UNIQUE' ELSE '' END
-        || CASE WHEN i.indisprimary THEN ' PRIMARY' ELSE '' END
-        || ' (' || coalesce((
-            SELECT string_agg(coalesce(quote_ident(a.attname), '<expression>') || ' '
-                    || coalesce(quote_ident(oc.opcname), '') || ' '
-                    || coalesce((i.indoption::int2[])[k.ord]::text, ''), ', ' ORDER BY k.ord)
-            FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-            LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-            LEFT JOIN pg_catalog.pg_opclass oc ON oc.oid = (i.indclass::oid[])[k.ord]
-        ), '') || ')'
+    SELECT r.nsp, 'I ' || quote_ident(ic.relname) || ' ' || ic.relam::text
+        || ' ' || i.indisunique::text || i.indisprimary::text || ' ' || i.indnkeyatts::text
+        || ' ' || i.indkey::text || ' ' || i.indclass::text || ' ' || i.indoption::text
+        || ' ' || i.indcollation::text
         || coalesce(' ON ' || regexp_replace(CAST(i.indexprs AS text), ' \\:location -?[0-9]+', '', 'g'), '')
         || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \\:location -?[0-9]+', '', 'g'), '')
     FROM rels r
     JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-    JOIN pg_catalog.pg_am am ON am.oid = ic.relam
     UNION ALL
     SELECT e.nsp, 'T ' || quote_ident(e.typname) || ' ' || (
         SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder)
@@ -120,7 +124,7 @@ items AS (
     FROM enums e
 ),
 fingerprints AS (
-    SELECT nsp, md5(string_agg(item, E'\\n' ORDER BY item)) AS fingerprint
+    SELECT nsp, md5(string_agg(item, E'\\n' ORDER BY item COLLATE "C")) AS fingerprint
     FROM items GROUP BY nsp
 ),
 relation_names AS (
