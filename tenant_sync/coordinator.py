@@ -8,10 +8,11 @@ gathered, logged and passed to ``on_result`` in the calling thread.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
@@ -273,15 +274,20 @@ class TenantSync:
         results: dict[str, TenantResult],
         progress: _Progress,
     ) -> None:
-        pending: set[Future[TenantResult]] = {
-            pool.submit(sync_one, self.engine, job) for job in jobs
-        }
+        # Each future reports itself on the queue when done, so gathering costs O(1) per
+        # tenant (concurrent.futures.wait() rebuilds its sets on every call).
+        finished: queue.SimpleQueue[Future[TenantResult]] = queue.SimpleQueue()
+        pending: set[Future[TenantResult]] = set()
+        for job in jobs:
+            future = pool.submit(sync_one, self.engine, job)
+            pending.add(future)
+            future.add_done_callback(finished.put)
         try:
-            self._gather(pending, results, progress)
+            self._gather(pending, finished, results, progress)
         except KeyboardInterrupt:
             log.warning("interrupted: finishing tenants in flight, skipping the rest")
             self._cancel.set()
-            self._gather(pending, results, progress)
+            self._gather(pending, finished, results, progress)
             raise
         finally:
             # Only reached with pending futures if gathering itself failed (a second
@@ -296,18 +302,24 @@ class TenantSync:
     def _gather(
         self,
         pending: set[Future[TenantResult]],
+        finished: queue.SimpleQueue[Future[TenantResult]],
         results: dict[str, TenantResult],
         progress: _Progress,
     ) -> None:
-        # A bounded wait, so Ctrl-C reaches this thread promptly.
         while pending:
-            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                # Recorded before anything that may be interrupted, so none is lost.
-                result = future.result()
-                results[result.schema] = result
-                pending.discard(future)
-                self._collect(result, progress)
+            try:
+                # A bounded wait, so Ctrl-C reaches this thread promptly.
+                future = finished.get(timeout=0.5)
+            except queue.Empty:
+                progress.maybe_log()
+                continue
+            if future not in pending:
+                continue  # already gathered before an interruption
+            # Recorded before anything that may be interrupted, so none is lost.
+            result = future.result()
+            results[result.schema] = result
+            pending.discard(future)
+            self._collect(result, progress)
             progress.maybe_log()
 
     def _collect(self, result: TenantResult, progress: _Progress) -> None:

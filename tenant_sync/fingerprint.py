@@ -14,7 +14,7 @@ same way, driven by the shape's relation names so that it stays on catalog index
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -51,31 +51,15 @@ class Shape:
 # one more comparison, never a wrong plan).  Column defaults, which name the tenant's
 # own sequences and types, are rendered by pg_get_expr() without a relation (no lock)
 # and the tenant's prefix stripped.
-_FINGERPRINT_SQL = """
-WITH tenants AS (
-    SELECT n.oid AS nsp, n.nspname, quote_ident(n.nspname) || '.' AS prefix
-    FROM pg_catalog.pg_namespace n
-    WHERE n.nspname = ANY(CAST(:schemas AS text[]))
-),
-all_rels AS (
-    SELECT c.oid, t.nsp, t.prefix, c.relname, c.relkind
-    FROM pg_catalog.pg_class c JOIN tenants t ON t.nsp = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') {relation_filter}
-),
-rels AS (
-    SELECT * FROM all_rels WHERE relname <> ALL(CAST(:ignored AS text[]))
-),
-enums AS (
-    SELECT ty.oid, t.nsp, ty.typname
-    FROM pg_catalog.pg_type ty JOIN tenants t ON t.nsp = ty.typnamespace
-    WHERE ty.typtype = 'e' {type_filter}
-),
-items AS (
+
+# The items that describe a tenant, from ``rels`` (oid, nsp, prefix, relname, relkind),
+# ``enums`` (oid, nsp, typname) and ``descriptions`` (the comments on ``rels``); shared by the bulk pass and the recheck, so both
+# compute the same fingerprint.
+_ITEMS_SQL = """
     SELECT r.nsp, 'R ' || r.relkind::text || ' ' || quote_ident(r.relname)
         || coalesce(' -- ' || d.description, '') AS item
     FROM rels r
-    LEFT JOIN pg_catalog.pg_description d
-        ON d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+    LEFT JOIN descriptions d ON d.objoid = r.oid AND d.objsubid = 0
     UNION ALL
     SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname)
         || ' ' || a.attnum::text || ' '
@@ -92,9 +76,7 @@ items AS (
     JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
     JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
     LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-    LEFT JOIN pg_catalog.pg_description d
-        ON d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
-        AND d.objsubid = a.attnum
+    LEFT JOIN descriptions d ON d.objoid = r.oid AND d.objsubid = a.attnum
     UNION ALL
     SELECT r.nsp, 'K ' || quote_ident(r.relname) || ' ' || quote_ident(k.conname)
         || ' ' || k.contype::text || ' ' || coalesce(k.conkey::text, '')
@@ -122,7 +104,34 @@ items AS (
         SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder)
         FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid)
     FROM enums e
+"""
+
+_BULK_SQL = """
+WITH tenants AS (
+    SELECT n.oid AS nsp, n.nspname, quote_ident(n.nspname) || '.' AS prefix
+    FROM pg_catalog.pg_namespace n
+    WHERE n.nspname = ANY(CAST(:schemas AS text[]))
 ),
+all_rels AS (
+    SELECT c.oid, t.nsp, t.prefix, c.relname, c.relkind
+    FROM pg_catalog.pg_class c JOIN tenants t ON t.nsp = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+),
+rels AS (
+    SELECT * FROM all_rels WHERE relname <> ALL(CAST(:ignored AS text[]))
+),
+enums AS (
+    SELECT ty.oid, t.nsp, ty.typname
+    FROM pg_catalog.pg_type ty JOIN tenants t ON t.nsp = ty.typnamespace
+    WHERE ty.typtype = 'e'
+),
+descriptions AS (
+    SELECT d.objoid, d.objsubid, d.description
+    FROM pg_catalog.pg_description d JOIN rels r ON d.objoid = r.oid
+    WHERE d.classoid = 'pg_catalog.pg_class'::regclass
+),
+items AS (
+{items}),
 fingerprints AS (
     SELECT nsp, md5(string_agg(item, E'\\n' ORDER BY item COLLATE "C")) AS fingerprint
     FROM items GROUP BY nsp
@@ -144,6 +153,35 @@ LEFT JOIN relation_names rn ON rn.nsp = t.nsp
 LEFT JOIN enum_names en ON en.nsp = t.nsp
 """
 
+# One tenant, by name: every lookup is on a catalog index, and the query is small enough
+# to plan in well under a millisecond (it runs once per tenant, under its lock).
+_RECHECK_SQL = """
+WITH tenant AS (
+    SELECT oid AS nsp FROM pg_catalog.pg_namespace WHERE nspname = :schema
+),
+rels AS (
+    SELECT c.oid, c.relnamespace AS nsp, '' AS prefix, c.relname, c.relkind
+    FROM pg_catalog.pg_class c
+    WHERE c.relname = ANY(CAST(:relations AS text[]))
+        AND c.relnamespace = (SELECT nsp FROM tenant)
+        AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+),
+enums AS (
+    SELECT ty.oid, ty.typnamespace AS nsp, ty.typname
+    FROM pg_catalog.pg_type ty
+    WHERE ty.typname = ANY(CAST(:enum_types AS text[]))
+        AND ty.typnamespace = (SELECT nsp FROM tenant) AND ty.typtype = 'e'
+),
+descriptions AS (
+    SELECT d.objoid, d.objsubid, d.description
+    FROM pg_catalog.pg_description d JOIN rels r ON d.objoid = r.oid
+    WHERE d.classoid = 'pg_catalog.pg_class'::regclass
+),
+items AS (
+{items})
+SELECT md5(string_agg(item, E'\\n' ORDER BY item COLLATE "C")) FROM items
+"""
+
 
 def structure_fingerprints(
     conn: Connection, schemas: Sequence[str], ignored: Sequence[str], version_table: str
@@ -154,12 +192,23 @@ def structure_fingerprints(
     that every name outside it is rendered qualified and the tenant's prefix stripped.
     """
     conn.execute(sa.text("SELECT set_config('search_path', 'pg_catalog', true)"))
-    sql = _FINGERPRINT_SQL.format(relation_filter="", type_filter="")
-    return _run(conn, sql, {"schemas": list(schemas)}, ignored, version_table)
+    rows = conn.execute(
+        sa.text(_BULK_SQL.format(items=_ITEMS_SQL)),
+        {"schemas": list(schemas), "ignored": list(ignored), "version_table": version_table},
+    )
+    return {
+        name: Shape(
+            fingerprint=fingerprint or EMPTY_FINGERPRINT,
+            relations=tuple(relations or ()),
+            enum_types=tuple(enum_types or ()),
+            has_version_table=bool(has_version_table),
+        )
+        for name, fingerprint, relations, enum_types, has_version_table in rows
+    }
 
 
 def recheck_fingerprint(
-    conn: Connection, schema: str, expected: Shape, ignored: Sequence[str], version_table: str
+    conn: Connection, schema: str, expected: Shape, ignored: Sequence[str]
 ) -> bool:
     """True when ``schema`` still has the ``expected`` shape (run under the tenant's lock).
 
@@ -171,35 +220,9 @@ def recheck_fingerprint(
     the query stays on catalog indexes however many tenants the database holds.  A
     relation added since the bulk pass is not seen here; the next run sees it.
     """
-    sql = _FINGERPRINT_SQL.format(
-        relation_filter="AND c.relname = ANY(CAST(:relations AS text[]))",
-        type_filter="AND ty.typname = ANY(CAST(:enum_types AS text[]))",
-    )
-    params = {
-        "schemas": [schema],
-        "relations": [*expected.relations, version_table],
-        "enum_types": list(expected.enum_types),
-    }
-    found = _run(conn, sql, params, ignored, version_table).get(schema)
-    return found is not None and found.fingerprint == expected.fingerprint
-
-
-def _run(
-    conn: Connection,
-    sql: str,
-    params: Mapping[str, object],
-    ignored: Sequence[str],
-    version_table: str,
-) -> dict[str, Shape]:
-    rows = conn.execute(
-        sa.text(sql), {**params, "ignored": list(ignored), "version_table": version_table}
-    )
-    return {
-        name: Shape(
-            fingerprint=fingerprint or EMPTY_FINGERPRINT,
-            relations=tuple(relations or ()),
-            enum_types=tuple(enum_types or ()),
-            has_version_table=bool(has_version_table),
-        )
-        for name, fingerprint, relations, enum_types, has_version_table in rows
-    }
+    relations = [name for name in expected.relations if name not in ignored]
+    found = conn.execute(
+        sa.text(_RECHECK_SQL.format(items=_ITEMS_SQL)),
+        {"schema": schema, "relations": relations, "enum_types": list(expected.enum_types)},
+    ).scalar()
+    return (found or EMPTY_FINGERPRINT) == expected.fingerprint

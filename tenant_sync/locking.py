@@ -39,17 +39,25 @@ def set_up_session(
     to the tenant and nothing else, and shared tables must be named with their schema.
     """
     conn.execute(
-        sa.text(
-            "SELECT set_config('search_path', :search_path, true),"
-            " set_config('lock_timeout', :lock_timeout, true),"
-            " set_config('statement_timeout', :statement_timeout, true)"
-        ),
-        {
-            "search_path": quote(conn.dialect, schema),
-            "lock_timeout": _milliseconds(lock_timeout),
-            "statement_timeout": _milliseconds(statement_timeout),
-        },
+        sa.text(_SET_UP_SQL), _set_up_params(conn, schema, lock_timeout, statement_timeout)
     )
+
+
+_SET_UP_SQL = (
+    "SELECT set_config('search_path', :search_path, true),"
+    " set_config('lock_timeout', :lock_timeout, true),"
+    " set_config('statement_timeout', :statement_timeout, true)"
+)
+
+
+def _set_up_params(
+    conn: Connection, schema: str, lock_timeout: float, statement_timeout: float | None
+) -> dict[str, str]:
+    return {
+        "search_path": quote(conn.dialect, schema),
+        "lock_timeout": _milliseconds(lock_timeout),
+        "statement_timeout": _milliseconds(statement_timeout),
+    }
 
 
 class SchemaAccessDenied(Exception):
@@ -87,15 +95,22 @@ def check_schema_access(conn: Connection, schema: str, write: bool) -> None:
         )
 
 
-def lock_tenant(conn: Connection, schema: str) -> None:
-    """Take the tenant's transaction-level advisory lock, waiting at most ``lock_timeout``.
+def lock_tenant(
+    conn: Connection, schema: str, lock_timeout: float, statement_timeout: float | None
+) -> None:
+    """Set the session up as :func:`set_up_session` does, then take the tenant's lock.
 
-    Two runs (threads or processes) never work on the same tenant at once; the
-    lock is released by the tenant's commit or rollback.
+    The transaction-level advisory lock means two runs (threads or processes) never work
+    on the same tenant at once; commit or rollback releases it.  One round trip: the
+    select list is evaluated in order, so ``lock_timeout`` bounds the wait for the lock.
     """
     conn.execute(
-        sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:schema))"),
-        {"namespace": LOCK_NAMESPACE, "schema": schema},
+        sa.text(_SET_UP_SQL + ", pg_advisory_xact_lock(:namespace, hashtext(:schema))"),
+        {
+            **_set_up_params(conn, schema, lock_timeout, statement_timeout),
+            "namespace": LOCK_NAMESPACE,
+            "schema": schema,
+        },
     )
 
 

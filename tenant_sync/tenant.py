@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from .apply import OperationFailed, apply_plan, render_plan
 from .engine import unprepared
 from .fingerprint import recheck_fingerprint
-from .locking import check_schema_access, lock_tenant, quote, set_up_session
+from .locking import check_schema_access, lock_tenant, quote
 from .model import Model
 from .options import SyncOptions
 from .plan import ignored_tables, plan_tenant
@@ -152,8 +152,7 @@ def _in_transaction(engine: Engine, job: TenantJob) -> _Outcome:
 
 def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     options = job.options
-    set_up_session(conn, job.schema, options.lock_timeout, options.statement_timeout)
-    lock_tenant(conn, job.schema)
+    lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
     check_schema_access(conn, job.schema, write=not job.dry_run)
     if job.shape_plan is not None and not job.dry_run:
         shared = _apply_shared_plan(conn, job, job.shape_plan)
@@ -194,7 +193,7 @@ def _apply_shared_plan(conn: Connection, job: TenantJob, shared: ShapePlan) -> _
     """Run the shape's SQL in one round trip if the tenant still has the shape, else None."""
     options = job.options
     ignored = ignored_tables(options)
-    if not recheck_fingerprint(conn, job.schema, shared.shape, ignored, options.version_table):
+    if not recheck_fingerprint(conn, job.schema, shared.shape, ignored):
         return None
     statements = list(shared.sql)
     if not shared.withheld:
