@@ -64,8 +64,10 @@ class SchemaAccessDenied(Exception):
     """The role may not use the tenant schema (or, to change it, create in it)."""
 
 
-def check_schema_access(conn: Connection, schema: str, write: bool) -> None:
-    """Raise SchemaAccessDenied, naming the role, the owner and the fix, if the role lacks access.
+def check_schema_access(conn: Connection, schema: str, write: bool) -> bool:
+    """Tell whether ``schema`` exists; raise SchemaAccessDenied if the role lacks access.
+
+    The error names the role, the owner and the GRANT or ALTER to run.
 
     Without USAGE, PostgreSQL silently leaves the schema out of search_path: the tenant
     would look empty (a plan to create every table) and the first CREATE would fail
@@ -82,7 +84,7 @@ def check_schema_access(conn: Connection, schema: str, write: bool) -> None:
         {"schema": schema},
     ).first()
     if row is None:
-        return
+        return False
     user, owner, usage, create = row
     missing = [name for name, ok in (("USAGE", usage), ("CREATE", create or not write)) if not ok]
     if missing:
@@ -93,6 +95,7 @@ def check_schema_access(conn: Connection, schema: str, write: bool) -> None:
             f"ALTER SCHEMA {name} OWNER TO {role}, or GRANT {', '.join(missing)} "
             f"ON SCHEMA {name} TO {role}"
         )
+    return True
 
 
 def lock_tenant(

@@ -153,7 +153,7 @@ def _in_transaction(engine: Engine, job: TenantJob) -> _Outcome:
 def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     options = job.options
     lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
-    check_schema_access(conn, job.schema, write=not job.dry_run)
+    exists = check_schema_access(conn, job.schema, write=not job.dry_run)
     if job.shape_plan is not None and not job.dry_run:
         shared = _apply_shared_plan(conn, job, job.shape_plan)
         if shared is not None:
@@ -161,7 +161,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
         log.debug("tenant %s: changed since the catalog pass; comparing it alone", job.schema)
     operations: list[str] = []
     sql: list[str] = []
-    if not _schema_exists(conn, job.schema):
+    if not exists:
         if not job.create:
             raise TenantFailure(
                 f"schema {job.schema!r} does not exist; create it, or use "
@@ -235,14 +235,6 @@ def _execute_batch(conn: Connection, statements: list[str]) -> None:
         ) from exc
     finally:
         cursor.close()
-
-
-def _schema_exists(conn: Connection, schema: str) -> bool:
-    found = conn.execute(
-        sa.text("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :schema"),
-        {"schema": schema},
-    )
-    return found.first() is not None
 
 
 def describe_error(exc: BaseException) -> str:
