@@ -211,6 +211,20 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"| {_cell(v.get('floor_parallel'), 'peak_rss_mb')} "
             f"| {_cell(v.get('tenant_sync'), 'rss_before_mb')} |"
         )
+    lines += [
+        "",
+        "## Every run (s), in the order run, to judge the noise",
+        "",
+        "| tenants | scenario | (a) plain | (b) tenant_sync | (c) floor serial | (c) floor parallel |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for entry in doc["results"]:
+        v = entry["variants"]
+        runs = [
+            " / ".join(f"{s:.2f}" for s in v.get(name, {}).get("runs_s", [])) or "-"
+            for name in VARIANT_LABELS
+        ]
+        lines.append(f"| {entry['tenants']:,} | {entry['scenario']} | {' | '.join(runs)} |")
     lines += ["", "## Notes", ""]
     lines += [f"- {note}" for note in doc["notes"]]
     return "\n".join(lines) + "\n"
