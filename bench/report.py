@@ -162,15 +162,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"(shared_buffers {machine['postgresql_settings'].get('shared_buffers', '?')}, "
         f"fsync {machine['postgresql_settings'].get('fsync', '?')}); Python {machine['python']}, "
         f"SQLAlchemy {versions['sqlalchemy']}, Alembic {versions['alembic']}, "
-        f"psycopg {versions['psycopg']}, tenant_sync {versions['tenant_sync']} "
-        f"(commit {machine['git_commit']}"
-        f"{', with uncommitted changes' if machine['tenant_sync_uncommitted_changes'] else ''}). "
+        f"psycopg {versions['psycopg']}; repository at commit {machine['git_commit']}"
+        f"{' (tenant_sync/ with uncommitted changes)' if machine['tenant_sync_uncommitted_changes'] else ''}. "
         f"Load average at start {machine['loadavg_start'][0]:.2f}, "
         f"at end {machine.get('loadavg_end', [float('nan')])[0]:.2f}.",
         "",
         f"tenant_sync measured: {doc['tenant_sync_code']}.",
         "",
-        "Median of `runs` runs; each measurement in a fresh process, from the "
+        "Median of `runs` runs; each measurement in a process of its own, from the "
         f"same starting state. (b) runs {settings['workers']} workers; (a) is serial; (c) is "
         f"shown serial and on {settings['workers']} threads, and **b/c uses the parallel floor**.",
         "",

@@ -7,7 +7,7 @@
 
 For each tenant count N, in a database of its own (``bench_n<N>``, dropped at the
 end): N tenant schemas, and per scenario three ways of doing the same work, each
-timed in a fresh process from the same starting state:
+timed in a process of its own (forked) from the same starting state:
 
 (a) the plain loop a user writes (serial), (b) tenant_sync with its defaults,
 (c) the raw DDL as plain SQL, serial and on ``--workers`` threads.
