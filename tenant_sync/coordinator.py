@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 #: Seconds between progress lines in the log during a long run.
 PROGRESS_INTERVAL_S = 5.0
 
+#: Fewest tenants per chunk of the catalog pass; bigger runs read up to ``workers`` chunks at once.
+SHAPE_CHUNK_MIN = 500
+
 
 class TenantSync:
     """Keep every tenant schema in step with a SQLAlchemy model.
@@ -126,7 +129,8 @@ class TenantSync:
         started = time.monotonic()
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
-        names, shapes = self._discover(with_shapes=not self.options.verify)
+        names = self._discover()
+        shapes = {} if self.options.verify else self._read_shapes(names)
         # Filled as results come in, so that the report is complete even when Ctrl-C
         # is re-raised from the middle of the run.
         results: dict[str, TenantResult] = {}
@@ -168,7 +172,8 @@ class TenantSync:
         differs from the model: its tenants, the operations a sync would run and the
         destructive changes it would withhold.  Tenants that match are left out.
         """
-        names, shapes = self._discover(with_shapes=True)
+        names = self._discover()
+        shapes = self._read_shapes(names)
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
             plans = self._plan_shapes(pool, names, shapes)
         distinct = {id(plan): plan for plan in plans.values()}
@@ -208,24 +213,42 @@ class TenantSync:
     ) -> None:
         self.close()
 
-    def _discover(self, with_shapes: bool) -> tuple[list[str], dict[str, Shape]]:
-        """List the tenants and, if asked, read every tenant's shape, in one transaction."""
+    def _discover(self) -> list[str]:
+        """List the tenants (errors reach the caller: there is no run without them)."""
         with connect(self.engine) as conn, conn.begin():
-            names = list_tenants(conn, self.tenants, self.model.shared_schemas)
-            if not with_shapes or not names:
-                return names, {}
+            return list_tenants(conn, self.tenants, self.model.shared_schemas)
+
+    def _read_shapes(self, names: list[str]) -> dict[str, Shape]:
+        """Every tenant's shape, read in a few chunks at once on the workers' connections.
+
+        One query per chunk keeps the pass linear and lets the server use more than one
+        core.  A chunk whose query fails is left out: its tenants are then compared one
+        by one, and each reports its own error.
+        """
+        if not names:
+            return {}
+        count = max(1, min(self._usable_workers(), len(names) // SHAPE_CHUNK_MIN))
+        chunks = [names[i::count] for i in range(count)]
+        shapes: dict[str, Shape] = {}
+        with ThreadPoolExecutor(count, thread_name_prefix="tenant_sync") as pool:
+            for chunk_shapes in pool.map(self._read_chunk_shapes, chunks):
+                shapes.update(chunk_shapes)
+        return shapes
+
+    def _read_chunk_shapes(self, names: list[str]) -> dict[str, Shape]:
+        with connect(self.engine) as conn, conn.begin():
             set_up_session(conn, "pg_catalog", self.options.lock_timeout, None)
             try:
-                shapes = structure_fingerprints(
+                return structure_fingerprints(
                     conn, names, ignored_tables(self.options), self.options.version_table
                 )
             except DBAPIError as exc:
                 log.warning(
-                    "reading tenant structures failed, comparing tenants one by one: %s",
+                    "reading the structure of %d tenants failed, comparing them one by one: %s",
+                    len(names),
                     describe_error(exc),
                 )
-                return names, {}
-        return names, shapes
+                return {}
 
     def _plan_shapes(
         self, pool: ThreadPoolExecutor, names: list[str], shapes: dict[str, Shape]

@@ -8,22 +8,27 @@ model have the same fingerprint.  Tenants of one shape get the same diff.
 
 The query reads each catalog once, joined on the tenants' namespace oids, so its
 cost grows linearly with the number of tenants (a per-schema scan of pg_class would
-make it quadratic).  :func:`recheck_fingerprint` computes one tenant's fingerprint the
+make it quadratic).  :func:`recheck_statement` computes one tenant's fingerprint the
 same way, driven by the shape's relation names so that it stays on catalog indexes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["Shape", "recheck_fingerprint", "structure_fingerprints"]
+from .locking import literal
+
+__all__ = ["SHAPE_CHANGED_SQLSTATE", "Shape", "recheck_statement", "structure_fingerprints"]
 
 #: The fingerprint of a schema without any relation or type.
 EMPTY_FINGERPRINT = "empty"
+
+#: The SQLSTATE :func:`recheck_statement` raises when the tenant's shape has changed.
+SHAPE_CHANGED_SQLSTATE = "TS001"
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,9 @@ class Shape:
     has_version_table: bool
 
 
-# {relation_filter} and {type_filter} narrow the recheck to index lookups; for the bulk
-# pass they are empty.  All text is rendered with search_path = pg_catalog, so every
-# name outside pg_catalog comes out schema-qualified and the tenant's own prefix can be
-# stripped reliably.
+# All text is rendered with search_path = pg_catalog (the bulk pass) or the tenant alone
+# (the recheck), so every name outside the tenant comes out schema-qualified, and the
+# tenant's own prefix can be stripped reliably.
 #
 # pg_get_indexdef(), and pg_get_expr()/pg_get_constraintdef() on expressions that name
 # columns, take a lock on the table: one locked tenant would stall the whole pass.  They
@@ -50,55 +54,85 @@ class Shape:
 # different text (tenants that differ only in column order get two shapes, which costs
 # one more comparison, never a wrong plan).  Column defaults, which name the tenant's
 # own sequences and types, are rendered by pg_get_expr() without a relation (no lock)
-# and the tenant's prefix stripped.
+# and the tenant's prefix stripped (also as it appears inside a quoted literal, such as
+# nextval('"it''s".seq'), where a quote in the name is doubled).
+#
+# Cost must stay linear in the number of tenants, whatever the planner believes: the
+# catalog's statistics are often stale after mass DDL (seen: 496 namespaces estimated,
+# 10,004 present), and a misestimated join read every pg_attribute row of the database
+# for each chunk.  So every per-relation catalog is read through a LATERAL subquery
+# fenced by OFFSET 0: an index lookup per relation, never a join over the whole catalog.
 
-# The items that describe a tenant, from ``rels`` (oid, nsp, prefix, relname, relkind),
-# ``enums`` (oid, nsp, typname) and ``descriptions`` (the comments on ``rels``); shared by the bulk pass and the recheck, so both
+# The items that describe a tenant, from ``rels`` (oid, nsp, prefix, relname, relkind)
+# and ``enums`` (oid, nsp, typname); shared by the bulk pass and the recheck, so both
 # compute the same fingerprint.
-_ITEMS_SQL = """
+_ITEMS_SQL = r"""
     SELECT r.nsp, 'R ' || r.relkind::text || ' ' || quote_ident(r.relname)
         || coalesce(' -- ' || d.description, '') AS item
     FROM rels r
-    LEFT JOIN descriptions d ON d.objoid = r.oid AND d.objsubid = 0
+    LEFT JOIN LATERAL (
+        SELECT d.description FROM pg_catalog.pg_description d
+        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
+            AND d.objsubid = 0
+        OFFSET 0
+    ) d ON true
     UNION ALL
     SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname)
         || ' ' || a.attnum::text || ' '
-        || CASE WHEN ty.typnamespace = r.nsp THEN quote_ident(ty.typname)
+        || CASE WHEN a.typnamespace = r.nsp THEN quote_ident(a.typname)
                 ELSE a.atttypid::text END
         || ' ' || a.atttypmod::text
         || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
         || ' ' || a.attidentity::text || a.attgenerated::text
         || coalesce(' DEFAULT ' || CASE WHEN a.attgenerated = ''
-                THEN replace(pg_catalog.pg_get_expr(ad.adbin, 0), r.prefix, '')
-                ELSE regexp_replace(CAST(ad.adbin AS text), ' \\:location -?[0-9]+', '', 'g') END, '')
-        || coalesce(' -- ' || d.description, '')
+                THEN replace(replace(pg_catalog.pg_get_expr(a.adbin, 0), r.prefix, ''),
+                    replace(r.prefix, '''', ''''''), '')
+                ELSE regexp_replace(CAST(a.adbin AS text), ' \:location -?[0-9]+', '', 'g') END, '')
+        || coalesce(' -- ' || a.description, '')
     FROM rels r
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-    JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-    LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-    LEFT JOIN descriptions d ON d.objoid = r.oid AND d.objsubid = a.attnum
+    CROSS JOIN LATERAL (
+        SELECT a.attname, a.attnum, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity,
+            a.attgenerated, ty.typnamespace, ty.typname, ad.adbin, d.description
+        FROM pg_catalog.pg_attribute a
+        JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+        LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+        LEFT JOIN pg_catalog.pg_description d ON d.objoid = a.attrelid
+            AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
+        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+        OFFSET 0
+    ) a
     UNION ALL
     SELECT r.nsp, 'K ' || quote_ident(r.relname) || ' ' || quote_ident(k.conname)
         || ' ' || k.contype::text || ' ' || coalesce(k.conkey::text, '')
         || ' ' || coalesce(k.confkey::text, '') || ' '
-        || coalesce(CASE WHEN f.relnamespace = r.nsp THEN quote_ident(f.relname)
-                         ELSE f.oid::text END, '')
+        || coalesce(CASE WHEN k.frelnamespace = r.nsp THEN quote_ident(k.frelname)
+                         ELSE k.confrelid::text END, '')
         || ' ' || k.confupdtype::text || k.confdeltype::text || k.confmatchtype::text
         || ' ' || k.condeferrable::text || k.condeferred::text || k.convalidated::text
-        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \\:location -?[0-9]+', '', 'g'), '')
+        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \:location -?[0-9]+', '', 'g'), '')
     FROM rels r
-    JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
-    LEFT JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
+    CROSS JOIN LATERAL (
+        SELECT k.*, f.relnamespace AS frelnamespace, f.relname AS frelname
+        FROM pg_catalog.pg_constraint k
+        LEFT JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
+        WHERE k.conrelid = r.oid
+        OFFSET 0
+    ) k
     UNION ALL
-    SELECT r.nsp, 'I ' || quote_ident(ic.relname) || ' ' || ic.relam::text
+    SELECT r.nsp, 'I ' || quote_ident(i.relname) || ' ' || i.relam::text
         || ' ' || i.indisunique::text || i.indisprimary::text || ' ' || i.indnkeyatts::text
         || ' ' || i.indkey::text || ' ' || i.indclass::text || ' ' || i.indoption::text
         || ' ' || i.indcollation::text
-        || coalesce(' ON ' || regexp_replace(CAST(i.indexprs AS text), ' \\:location -?[0-9]+', '', 'g'), '')
-        || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \\:location -?[0-9]+', '', 'g'), '')
+        || coalesce(' ON ' || regexp_replace(CAST(i.indexprs AS text), ' \:location -?[0-9]+', '', 'g'), '')
+        || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \:location -?[0-9]+', '', 'g'), '')
     FROM rels r
-    JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
-    JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+    CROSS JOIN LATERAL (
+        SELECT i.*, ic.relname, ic.relam
+        FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indrelid = r.oid
+        OFFSET 0
+    ) i
     UNION ALL
     SELECT e.nsp, 'T ' || quote_ident(e.typname) || ' ' || (
         SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder)
@@ -106,34 +140,55 @@ _ITEMS_SQL = """
     FROM enums e
 """
 
+# A tenant's relations and types are found through their dependency on the schema:
+# pg_depend is indexed by the object depended on, while pg_class and pg_type have no
+# index by schema (a scan of either per chunk would grow with the whole database).
+# Every table, view, sequence and standalone type records that dependency; indexes
+# and row or array types do not, and are reached through their table.
 _BULK_SQL = """
 WITH tenants AS (
     SELECT n.oid AS nsp, n.nspname, quote_ident(n.nspname) || '.' AS prefix
-    FROM pg_catalog.pg_namespace n
-    WHERE n.nspname = ANY(CAST(:schemas AS text[]))
+    FROM unnest(CAST(:schemas AS text[])) AS wanted(name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.name
 ),
-all_rels AS (
-    SELECT c.oid, t.nsp, t.prefix, c.relname, c.relkind
-    FROM pg_catalog.pg_class c JOIN tenants t ON t.nsp = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+members AS MATERIALIZED (
+    SELECT t.nsp, t.prefix, m.classid, m.objid
+    FROM tenants t
+    CROSS JOIN LATERAL (
+        SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+        WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.refobjid = t.nsp
+            AND d.refobjsubid = 0 AND d.deptype = 'n'
+        OFFSET 0
+    ) m
+),
+all_rels AS MATERIALIZED (
+    SELECT c.oid, m.nsp, m.prefix, c.relname, c.relkind
+    FROM members m
+    CROSS JOIN LATERAL (
+        SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c
+        WHERE c.oid = m.objid AND c.relnamespace = m.nsp
+            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        OFFSET 0
+    ) c
+    WHERE m.classid = 'pg_catalog.pg_class'::regclass
 ),
 rels AS (
     SELECT * FROM all_rels WHERE relname <> ALL(CAST(:ignored AS text[]))
 ),
-enums AS (
-    SELECT ty.oid, t.nsp, ty.typname
-    FROM pg_catalog.pg_type ty JOIN tenants t ON t.nsp = ty.typnamespace
-    WHERE ty.typtype = 'e'
-),
-descriptions AS (
-    SELECT d.objoid, d.objsubid, d.description
-    FROM pg_catalog.pg_description d JOIN rels r ON d.objoid = r.oid
-    WHERE d.classoid = 'pg_catalog.pg_class'::regclass
+enums AS MATERIALIZED (
+    SELECT ty.oid, m.nsp, ty.typname
+    FROM members m
+    CROSS JOIN LATERAL (
+        SELECT ty.oid, ty.typname FROM pg_catalog.pg_type ty
+        WHERE ty.oid = m.objid AND ty.typnamespace = m.nsp AND ty.typtype = 'e'
+        OFFSET 0
+    ) ty
+    WHERE m.classid = 'pg_catalog.pg_type'::regclass
 ),
 items AS (
 {items}),
 fingerprints AS (
-    SELECT nsp, md5(string_agg(item, E'\\n' ORDER BY item COLLATE "C")) AS fingerprint
+    SELECT nsp, md5(string_agg(item, E'\n' ORDER BY item COLLATE "C")) AS fingerprint
     FROM items GROUP BY nsp
 ),
 relation_names AS (
@@ -153,33 +208,27 @@ LEFT JOIN relation_names rn ON rn.nsp = t.nsp
 LEFT JOIN enum_names en ON en.nsp = t.nsp
 """
 
-# One tenant, by name: every lookup is on a catalog index, and the query is small enough
-# to plan in well under a millisecond (it runs once per tenant, under its lock).
+# One tenant, by name: every lookup is on a catalog index.
 _RECHECK_SQL = """
 WITH tenant AS (
-    SELECT oid AS nsp FROM pg_catalog.pg_namespace WHERE nspname = :schema
+    SELECT oid AS nsp FROM pg_catalog.pg_namespace WHERE nspname = {schema}
 ),
 rels AS (
     SELECT c.oid, c.relnamespace AS nsp, '' AS prefix, c.relname, c.relkind
     FROM pg_catalog.pg_class c
-    WHERE c.relname = ANY(CAST(:relations AS text[]))
+    WHERE c.relname = ANY({relations})
         AND c.relnamespace = (SELECT nsp FROM tenant)
         AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ),
 enums AS (
     SELECT ty.oid, ty.typnamespace AS nsp, ty.typname
     FROM pg_catalog.pg_type ty
-    WHERE ty.typname = ANY(CAST(:enum_types AS text[]))
+    WHERE ty.typname = ANY({enum_types})
         AND ty.typnamespace = (SELECT nsp FROM tenant) AND ty.typtype = 'e'
-),
-descriptions AS (
-    SELECT d.objoid, d.objsubid, d.description
-    FROM pg_catalog.pg_description d JOIN rels r ON d.objoid = r.oid
-    WHERE d.classoid = 'pg_catalog.pg_class'::regclass
 ),
 items AS (
 {items})
-SELECT md5(string_agg(item, E'\\n' ORDER BY item COLLATE "C")) FROM items
+SELECT md5(string_agg(item, E'\n' ORDER BY item COLLATE "C")) FROM items
 """
 
 
@@ -191,7 +240,14 @@ def structure_fingerprints(
     Sets ``search_path`` to ``pg_catalog`` for the rest of the caller's transaction, so
     that every name outside it is rendered qualified and the tenant's prefix stripped.
     """
-    conn.execute(sa.text("SELECT set_config('search_path', 'pg_catalog', true)"))
+    # The sort of every item of the chunk stays in memory (tens of MB); compiling this
+    # query with JIT took longer than running it.
+    conn.execute(
+        sa.text(
+            "SELECT set_config('search_path', 'pg_catalog', true),"
+            " set_config('work_mem', '64MB', true), set_config('jit', 'off', true)"
+        )
+    )
     rows = conn.execute(
         sa.text(_BULK_SQL.format(items=_ITEMS_SQL)),
         {"schemas": list(schemas), "ignored": list(ignored), "version_table": version_table},
@@ -207,22 +263,49 @@ def structure_fingerprints(
     }
 
 
-def recheck_fingerprint(
-    conn: Connection, schema: str, expected: Shape, ignored: Sequence[str]
-) -> bool:
-    """True when ``schema`` still has the ``expected`` shape (run under the tenant's lock).
+def recheck_statement(schema: str, expected: Shape, ignored: Sequence[str]) -> str:
+    """A ``DO`` statement that fails unless ``schema`` still has the ``expected`` shape.
 
-    Runs in the tenant's own transaction, whose ``search_path`` is the tenant alone:
-    its own objects are then rendered unqualified, exactly as the bulk pass renders them
-    once it has stripped the tenant's prefix.
+    It raises :data:`SHAPE_CHANGED_SQLSTATE` when the tenant's fingerprint differs, or
+    when the schema is gone or the role may not use and create in it; the caller then
+    compares the tenant alone, which names the precise problem.  Meant to run under the
+    tenant's lock, in its transaction, with ``search_path`` the tenant alone: its own
+    objects are then rendered unqualified, exactly as the bulk pass renders them once
+    it has stripped the tenant's prefix.  Values are written in as literals, so the
+    statement can join a batch sent in one round trip.
 
     Only the relations and enum types of the expected shape are looked up, by name, so
     the query stays on catalog indexes however many tenants the database holds.  A
     relation added since the bulk pass is not seen here; the next run sees it.
     """
-    relations = [name for name in expected.relations if name not in ignored]
-    found = conn.execute(
-        sa.text(_RECHECK_SQL.format(items=_ITEMS_SQL)),
-        {"schema": schema, "relations": relations, "enum_types": list(expected.enum_types)},
-    ).scalar()
-    return (found or EMPTY_FINGERPRINT) == expected.fingerprint
+    name = literal(schema)
+    query = _RECHECK_SQL.format(
+        items=_ITEMS_SQL,
+        schema=name,
+        relations=_text_array(r for r in expected.relations if r not in ignored),
+        enum_types=_text_array(expected.enum_types),
+    )
+    body = f"""BEGIN
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_namespace WHERE nspname = {name}
+            AND pg_catalog.has_schema_privilege(oid, 'USAGE')
+            AND pg_catalog.has_schema_privilege(oid, 'CREATE')
+    ) OR coalesce(({query}), {literal(EMPTY_FINGERPRINT)}) <> {literal(expected.fingerprint)} THEN
+        RAISE EXCEPTION USING ERRCODE = '{SHAPE_CHANGED_SQLSTATE}',
+            MESSAGE = 'tenant changed since the catalog pass';
+    END IF;
+END"""
+    return f"DO {_dollar_quoted(body)}"
+
+
+def _text_array(values: Iterable[str]) -> str:
+    return f"CAST(ARRAY[{', '.join(literal(value) for value in values)}] AS text[])"
+
+
+def _dollar_quoted(body: str) -> str:
+    """``body`` between dollar quotes whose tag it does not contain (names may hold ``$``)."""
+    tag, number = "$tenant_sync$", 0
+    while tag in body:
+        number += 1
+        tag = f"$tenant_sync{number}$"
+    return f"{tag}{body}{tag}"

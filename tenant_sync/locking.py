@@ -7,15 +7,18 @@ to the next user of the connection, even through a transaction-mode pooler.
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 
 __all__ = [
     "LOCK_NAMESPACE",
     "SchemaAccessDenied",
     "check_schema_access",
+    "literal",
+    "lock_statement",
     "lock_tenant",
     "quote",
     "set_up_session",
@@ -25,9 +28,26 @@ __all__ = [
 LOCK_NAMESPACE = zlib.crc32(b"tenant_sync") & 0x7FFFFFFF
 
 
-def quote(dialect: Dialect, name: str) -> str:
-    """Quote ``name`` as a PostgreSQL identifier, always, whatever it contains."""
-    return dialect.identifier_preparer.quote_identifier(name)
+def quote(name: str) -> str:
+    """Quote ``name`` as a PostgreSQL identifier, always, whatever it contains.
+
+    Plain SQL: unlike SQLAlchemy's preparer, ``%`` is not doubled, so the result is
+    right both as a bound value and in SQL sent without parameters.
+    """
+    if "\x00" in name:
+        raise ValueError("PostgreSQL identifiers cannot contain NUL characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """``value`` as a PostgreSQL string literal, for SQL sent without parameters.
+
+    The ``E''`` form reads backslashes as escapes whatever ``standard_conforming_strings``
+    says, so doubling them (and the quotes) is exact.
+    """
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text cannot contain NUL characters")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def set_up_session(
@@ -38,9 +58,7 @@ def set_up_session(
     ``search_path`` holds the tenant alone: unqualified names in the model resolve
     to the tenant and nothing else, and shared tables must be named with their schema.
     """
-    conn.execute(
-        sa.text(_SET_UP_SQL), _set_up_params(conn, schema, lock_timeout, statement_timeout)
-    )
+    conn.execute(sa.text(_SET_UP_SQL), _set_up_params(schema, lock_timeout, statement_timeout))
 
 
 _SET_UP_SQL = (
@@ -50,11 +68,14 @@ _SET_UP_SQL = (
 )
 
 
+_LOCK_SQL = _SET_UP_SQL + ", pg_advisory_xact_lock(:namespace, hashtext(:schema))"
+
+
 def _set_up_params(
-    conn: Connection, schema: str, lock_timeout: float, statement_timeout: float | None
+    schema: str, lock_timeout: float, statement_timeout: float | None
 ) -> dict[str, str]:
     return {
-        "search_path": quote(conn.dialect, schema),
+        "search_path": quote(schema),
         "lock_timeout": _milliseconds(lock_timeout),
         "statement_timeout": _milliseconds(statement_timeout),
     }
@@ -88,7 +109,7 @@ def check_schema_access(conn: Connection, schema: str, write: bool) -> bool:
     user, owner, usage, create = row
     missing = [name for name, ok in (("USAGE", usage), ("CREATE", create or not write)) if not ok]
     if missing:
-        name, role = quote(conn.dialect, schema), quote(conn.dialect, user)
+        name, role = quote(schema), quote(user)
         raise SchemaAccessDenied(
             f"permission denied for schema {schema!r}: role {user!r} lacks "
             f"{' and '.join(missing)} on it (its owner is {owner!r}); run "
@@ -108,12 +129,29 @@ def lock_tenant(
     select list is evaluated in order, so ``lock_timeout`` bounds the wait for the lock.
     """
     conn.execute(
-        sa.text(_SET_UP_SQL + ", pg_advisory_xact_lock(:namespace, hashtext(:schema))"),
+        sa.text(_LOCK_SQL),
         {
-            **_set_up_params(conn, schema, lock_timeout, statement_timeout),
+            **_set_up_params(schema, lock_timeout, statement_timeout),
             "namespace": LOCK_NAMESPACE,
             "schema": schema,
         },
+    )
+
+
+def lock_statement(schema: str, lock_timeout: float, statement_timeout: float | None) -> str:
+    """The statement :func:`lock_tenant` runs, with its values written in as literals.
+
+    For a batch of statements sent in one round trip, which can carry no parameters.
+    """
+    values = {
+        **_set_up_params(schema, lock_timeout, statement_timeout),
+        "namespace": str(LOCK_NAMESPACE),
+        "schema": schema,
+    }
+    return re.sub(
+        r":(\w+)",
+        lambda match: values[match[1]] if match[1] == "namespace" else literal(values[match[1]]),
+        _LOCK_SQL,
     )
 
 

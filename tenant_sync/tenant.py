@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .apply import OperationFailed, apply_plan, render_plan
+from .batch import execute_batch, run_transaction
 from .engine import unprepared
-from .fingerprint import recheck_fingerprint
-from .locking import check_schema_access, lock_tenant, quote
+from .fingerprint import SHAPE_CHANGED_SQLSTATE, recheck_statement
+from .locking import check_schema_access, lock_statement, lock_tenant, quote
 from .model import Model
 from .options import SyncOptions
 from .plan import ignored_tables, plan_tenant
@@ -48,10 +49,6 @@ _TRANSIENT_SQLSTATES = {
 
 class TenantFailure(Exception):
     """A tenant cannot be synced for a reason that is not a database error."""
-
-
-class _SharedPlanFailed(Exception):
-    """The shape's SQL failed in this tenant; it is compared alone for a precise error."""
 
 
 @dataclass(frozen=True)
@@ -128,11 +125,11 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
 
 
 def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
-    try:
-        return _in_transaction(engine, job)
-    except _SharedPlanFailed as exc:
-        log.info("tenant %s: shared plan failed (%s); comparing it alone", job.schema, exc)
-        return _in_transaction(engine, replace(job, shape_plan=None))
+    if job.shape_plan is not None and not job.dry_run:
+        shared = _apply_shared_plan(engine, job, job.shape_plan)
+        if shared is not None:
+            return shared
+    return _in_transaction(engine, replace(job, shape_plan=None))
 
 
 def _in_transaction(engine: Engine, job: TenantJob) -> _Outcome:
@@ -154,11 +151,6 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     options = job.options
     lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
     exists = check_schema_access(conn, job.schema, write=not job.dry_run)
-    if job.shape_plan is not None and not job.dry_run:
-        shared = _apply_shared_plan(conn, job, job.shape_plan)
-        if shared is not None:
-            return shared
-        log.debug("tenant %s: changed since the catalog pass; comparing it alone", job.schema)
     operations: list[str] = []
     sql: list[str] = []
     if not exists:
@@ -167,7 +159,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
                 f"schema {job.schema!r} does not exist; create it, or use "
                 "sync_tenant(schema, create=True)"
             )
-        create_schema = f"CREATE SCHEMA {quote(conn.dialect, job.schema)}"
+        create_schema = f"CREATE SCHEMA {quote(job.schema)}"
         if not job.dry_run:
             conn.execute(sa.text(create_schema))
         operations.append(f"create schema {job.schema}")
@@ -182,59 +174,47 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     if plan.operations:
         sql += apply_plan(conn, plan)
     if not withheld and read_version(plan.context) != job.model.fingerprint:
-        statements = version_statements(
-            conn.dialect, job.schema, options.version_table, job.model.fingerprint
-        )
-        _execute_batch(conn, statements)
+        statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
+        execute_batch(conn, statements)
     return _Outcome("migrated" if operations else "unchanged", operations, sql, withheld)
 
 
-def _apply_shared_plan(conn: Connection, job: TenantJob, shared: ShapePlan) -> _Outcome | None:
-    """Run the shape's SQL in one round trip if the tenant still has the shape, else None."""
+def _apply_shared_plan(engine: Engine, job: TenantJob, shared: ShapePlan) -> _Outcome | None:
+    """Apply the shape's SQL in one transaction and one round trip, or return None.
+
+    The round trip takes the tenant's lock, re-checks its fingerprint, runs the SQL and
+    records the version.  None means the tenant must be compared alone: it changed
+    since the catalog pass, or the shape's SQL failed in it (the comparison then names
+    the operation that fails).  Transient errors are raised, to be retried.
+    """
     options = job.options
-    ignored = ignored_tables(options)
-    if not recheck_fingerprint(conn, job.schema, shared.shape, ignored):
-        return None
-    statements = list(shared.sql)
+    statements = [
+        lock_statement(job.schema, options.lock_timeout, options.statement_timeout),
+        recheck_statement(job.schema, shared.shape, ignored_tables(options)),
+        *shared.sql,
+    ]
     if not shared.withheld:
         statements += version_statements(
-            conn.dialect,
             job.schema,
             options.version_table,
             job.model.fingerprint,
             create=not shared.shape.has_version_table,
         )
     try:
-        _execute_batch(conn, statements)
+        run_transaction(engine, statements)
     except sa.exc.DBAPIError as exc:
         if _transient_reason(exc):
             raise
-        raise _SharedPlanFailed(describe_error(exc)) from exc
+        if getattr(exc.orig, "sqlstate", None) == SHAPE_CHANGED_SQLSTATE:
+            log.debug("tenant %s: changed since the catalog pass; comparing it alone", job.schema)
+        else:
+            log.info(
+                "tenant %s: shared plan failed (%s); comparing it alone",
+                job.schema,
+                describe_error(exc),
+            )
+        return None
     return _Outcome("migrated", list(shared.operations), list(shared.sql), list(shared.withheld))
-
-
-def _execute_batch(conn: Connection, statements: list[str]) -> None:
-    """Send several statements in one round trip (no parameters, so no placeholder parsing)."""
-    if not statements:
-        return
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(";\n".join(statements))
-    except Exception as exc:
-        # Present it as SQLAlchemy would, so error handling and retries treat it alike;
-        # like SQLAlchemy, invalidate a lost connection, or the rollback that follows
-        # fails on it ("the connection is lost") and hides why the tenant failed.
-        dbapi = conn.dialect.loaded_dbapi
-        lost = isinstance(exc, dbapi.Error) and conn.dialect.is_disconnect(
-            exc, conn.connection.dbapi_connection, cursor
-        )
-        if lost:
-            conn.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            "<batch>", None, exc, dbapi.Error, connection_invalidated=lost
-        ) from exc
-    finally:
-        cursor.close()
 
 
 def describe_error(exc: BaseException) -> str:

@@ -9,7 +9,6 @@ already have from hand-written migrations.
 from __future__ import annotations
 
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import Dialect
 
 from .locking import quote
 
@@ -22,18 +21,18 @@ def read_version(context: MigrationContext) -> str | None:
 
 
 def version_statements(
-    dialect: Dialect, schema: str, table_name: str, fingerprint: str, *, create: bool = True
+    schema: str, table_name: str, fingerprint: str, *, create: bool = True
 ) -> list[str]:
     """SQL that records ``fingerprint`` as the tenant's version (creating the table if asked)."""
     if not all(char in "0123456789abcdef" for char in fingerprint):
         raise ValueError(f"not a hex fingerprint: {fingerprint!r}")
-    table = f"{quote(dialect, schema)}.{quote(dialect, table_name)}"
+    table = f"{quote(schema)}.{quote(table_name)}"
     statements = [
         f"DELETE FROM {table}",
         f"INSERT INTO {table} (version_num) VALUES ('{fingerprint}')",
     ]
     if create:
-        constraint = quote(dialect, f"{table_name}_pkc")
+        constraint = quote(f"{table_name}_pkc")
         statements.insert(
             0,
             f"CREATE TABLE IF NOT EXISTS {table} (version_num VARCHAR(32) NOT NULL,"
