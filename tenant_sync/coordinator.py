@@ -29,7 +29,7 @@ from .model import Model
 from .options import SyncOptions
 from .plan import ignored_tables
 from .report import SyncReport, TenantResult
-from .shapes import ShapePlan, group_by_shape, plan_shape
+from .shapes import ShapePlan, group_by_shape, known_match, plan_shape, record_match
 from .tenant import TenantJob, describe_error, sync_one
 
 __all__ = ["TenantSync"]
@@ -142,7 +142,7 @@ class TenantSync:
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
-                plans = self._plan_shapes(pool, names, shapes)
+                plans = self._plan_shapes(pool, names, shapes, record=not dry_run)
                 jobs = []
                 for name in names:
                     job = TenantJob(
@@ -175,7 +175,7 @@ class TenantSync:
         names = self._discover()
         shapes = self._read_shapes(names)
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            plans = self._plan_shapes(pool, names, shapes)
+            plans = self._plan_shapes(pool, names, shapes, record=False)
         distinct = {id(plan): plan for plan in plans.values()}
         return [plan for plan in distinct.values() if not plan.matches_model]
 
@@ -251,27 +251,32 @@ class TenantSync:
                 return {}
 
     def _plan_shapes(
-        self, pool: ThreadPoolExecutor, names: list[str], shapes: dict[str, Shape]
+        self,
+        pool: ThreadPoolExecutor,
+        names: list[str],
+        shapes: dict[str, Shape],
+        record: bool,
     ) -> dict[str, ShapePlan]:
         """Compare one representative per shape with the model; map each tenant to its plan.
 
-        A shape whose comparison fails is left out: its tenants are then synced one by
+        A shape recorded as matching the model needs no comparison.  With ``record``, a
+        shape found to match is recorded, so that the next run needs none either.  A
+        shape whose comparison fails is left out: its tenants are then synced one by
         one, and each reports its own error.
         """
         groups = group_by_shape(shapes, names)
-        futures = {
-            pool.submit(
-                plan_shape,
-                self.engine,
-                tenants[0],
-                shapes[tenants[0]],
-                tenants,
-                self.model,
-                self.options,
-            ): tenants
-            for tenants in groups.values()
-        }
+        recorded = {shape.version_comment for shape in shapes.values()}
         plans: dict[str, ShapePlan] = {}
+        futures = {}
+        for tenants in groups.values():
+            shape = shapes[tenants[0]]
+            if known_match(shape, self.model, recorded):
+                plans.update(dict.fromkeys(tenants, ShapePlan.matching(shape, tenants)))
+                continue
+            future = pool.submit(
+                plan_shape, self.engine, tenants[0], shape, tenants, self.model, self.options
+            )
+            futures[future] = tenants
         for future, tenants in futures.items():
             try:
                 plan = future.result()
@@ -284,9 +289,14 @@ class TenantSync:
                 )
                 continue
             plans.update(dict.fromkeys(tenants, plan))
+            if record and plan.matches_model:
+                record_match(self.engine, plan, self.model, self.options)
         if groups:
             log.info(
-                "%d tenants in %d distinct shapes", sum(map(len, groups.values())), len(groups)
+                "%d tenants in %d distinct shapes (%d compared with the model)",
+                sum(map(len, groups.values())),
+                len(groups),
+                len(futures),
             )
         return plans
 

@@ -39,6 +39,9 @@ class Shape:
     relations: tuple[str, ...]
     enum_types: tuple[str, ...]
     has_version_table: bool
+    #: The comment on the tenant's version table: where tenant_sync records shapes
+    #: found to match the model (see :mod:`tenant_sync.shapes`).
+    version_comment: str = ""
 
 
 # All text is rendered with search_path = pg_catalog (the bulk pass) or the tenant alone
@@ -198,14 +201,27 @@ relation_names AS (
         bool_or(relname = :version_table) AS has_version_table
     FROM all_rels GROUP BY nsp
 ),
+version_comments AS (
+    SELECT r.nsp, d.description
+    FROM all_rels r
+    CROSS JOIN LATERAL (
+        SELECT d.description FROM pg_catalog.pg_description d
+        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
+            AND d.objsubid = 0
+        OFFSET 0
+    ) d
+    WHERE r.relname = :version_table
+),
 enum_names AS (
     SELECT nsp, array_agg(typname ORDER BY typname) AS enum_types FROM enums GROUP BY nsp
 )
-SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table
+SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table,
+    vc.description
 FROM tenants t
 LEFT JOIN fingerprints f ON f.nsp = t.nsp
 LEFT JOIN relation_names rn ON rn.nsp = t.nsp
 LEFT JOIN enum_names en ON en.nsp = t.nsp
+LEFT JOIN version_comments vc ON vc.nsp = t.nsp
 """
 
 # One tenant, by name: every lookup is on a catalog index.
@@ -258,8 +274,9 @@ def structure_fingerprints(
             relations=tuple(relations or ()),
             enum_types=tuple(enum_types or ()),
             has_version_table=bool(has_version_table),
+            version_comment=version_comment or "",
         )
-        for name, fingerprint, relations, enum_types, has_version_table in rows
+        for name, fingerprint, relations, enum_types, has_version_table, version_comment in rows
     }
 
 

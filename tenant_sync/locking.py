@@ -61,10 +61,14 @@ def set_up_session(
     conn.execute(sa.text(_SET_UP_SQL), _set_up_params(schema, lock_timeout, statement_timeout))
 
 
+# jit is off because reflection's catalog queries look expensive to the planner at
+# thousands of tenants, and compiling them took longer than running them (seen: 0.3 to
+# 1.3 s per query at 10,000 tenants).
 _SET_UP_SQL = (
     "SELECT set_config('search_path', :search_path, true),"
     " set_config('lock_timeout', :lock_timeout, true),"
-    " set_config('statement_timeout', :statement_timeout, true)"
+    " set_config('statement_timeout', :statement_timeout, true),"
+    " set_config('jit', 'off', true)"
 )
 
 

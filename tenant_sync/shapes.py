@@ -5,24 +5,54 @@ the same operations, so Alembic autogenerate runs on one representative of each 
 read-only, and its plan (operations in words, the rendered SQL, withheld changes) is
 shared by every tenant of that shape.  Each tenant still applies it in its own
 transaction, after re-checking its fingerprint under its own lock.
+
+A shape found to match the model exactly is remembered in the database, in a comment
+on the representative's version table, under a key made of the shape's fingerprint,
+the model's fingerprint and the versions of the code that compared them.  The catalog
+pass reads those comments with everything else, so later runs report every tenant of
+that shape ``unchanged`` without running autogenerate, whose reflection queries scan
+the whole catalog (about 5 s at 10,000 tenants).  Nothing about a tenant is trusted:
+its structure is still read from the catalog on every run, and a tenant that drifts
+has another fingerprint, which is compared afresh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import logging
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+import alembic
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .apply import render_plan
+from .batch import execute_batch
 from .engine import unprepared
 from .fingerprint import Shape
-from .locking import check_schema_access, set_up_session
+from .locking import check_schema_access, literal, lock_tenant, quote, set_up_session
 from .model import Model
 from .options import SyncOptions
 from .plan import plan_tenant
 
-__all__ = ["ShapePlan", "group_by_shape", "plan_shape"]
+__all__ = [
+    "ShapePlan",
+    "group_by_shape",
+    "known_match",
+    "match_key",
+    "plan_shape",
+    "record_match",
+]
+
+log = logging.getLogger(__name__)
+
+#: Prefix of the version-table comment that records a shape matching the model.
+MATCH_COMMENT_PREFIX = "tenant_sync: shape matches model "
+
+# Bumped whenever the fingerprint or the comparison changes meaning, so that records
+# written by an older tenant_sync are not believed.
+_MATCH_FORMAT = "1"
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,12 @@ class ShapePlan:
     sql: tuple[str, ...]
     withheld: tuple[str, ...]
     tenants: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def matching(cls, shape: Shape, tenants: Iterable[str]) -> ShapePlan:
+        """The plan of a shape known to match the model: nothing to do."""
+        tenants = tuple(tenants)
+        return cls(shape, tenants[0], (), (), (), tenants)
 
     @property
     def up_to_date(self) -> bool:
@@ -87,3 +123,41 @@ def plan_shape(
         withheld=tuple(plan.withheld_descriptions),
         tenants=tuple(tenants),
     )
+
+
+def match_key(shape: Shape, model: Model) -> str:
+    """The key under which ``shape`` is recorded as matching ``model``."""
+    from . import __version__
+
+    parts = [
+        _MATCH_FORMAT,
+        shape.fingerprint,
+        model.fingerprint,
+        __version__,
+        alembic.__version__,
+        sa.__version__,
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def known_match(shape: Shape, model: Model, recorded: Collection[str]) -> bool:
+    """True when ``recorded`` (the version-table comments seen) says ``shape`` matches ``model``."""
+    return MATCH_COMMENT_PREFIX + match_key(shape, model) in recorded
+
+
+def record_match(engine: Engine, plan: ShapePlan, model: Model, options: SyncOptions) -> None:
+    """Record on the representative's version table that its shape matches the model.
+
+    Best effort: the record only saves later runs a comparison, so a failure (the role
+    does not own the table, a lock is held) is logged and ignored.
+    """
+    if not plan.shape.has_version_table:
+        return
+    table = f"{quote(plan.representative)}.{quote(options.version_table)}"
+    comment = literal(MATCH_COMMENT_PREFIX + match_key(plan.shape, model))
+    try:
+        with engine.connect() as conn, unprepared(conn), conn.begin():
+            lock_tenant(conn, plan.representative, options.lock_timeout, options.statement_timeout)
+            execute_batch(conn, [f"COMMENT ON TABLE {table} IS {comment}"])
+    except sa.exc.DBAPIError as exc:
+        log.debug("could not record that %s matches the model: %s", plan.representative, exc)

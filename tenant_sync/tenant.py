@@ -161,7 +161,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
             )
         create_schema = f"CREATE SCHEMA {quote(job.schema)}"
         if not job.dry_run:
-            conn.execute(sa.text(create_schema))
+            execute_batch(conn, [create_schema])
         operations.append(f"create schema {job.schema}")
         sql.append(create_schema)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 
+import pytest
 import sqlalchemy as sa
 from helpers import columns, make_schemas
 from models import model_v1, model_v2
@@ -145,3 +148,56 @@ def test_verify_option_forces_the_per_tenant_comparison(database_url: URL, engin
         ts.sync_all()
         report = ts.sync_all()
     assert all(r.status == "unchanged" and r.attempts == 1 for r in report.results)
+
+
+def _compared(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """How many shapes each run compared with the model, from its log line."""
+    found = re.findall(r"\((\d+) compared with the model\)", caplog.text)
+    caplog.clear()
+    return found
+
+
+def _version_comments(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c"
+                " WHERE c.relname = 'tenant_sync_version'"
+            )
+        )
+        return {row[0] for row in rows if row[0] is not None}
+
+
+def test_a_shape_found_to_match_the_model_is_not_compared_again(
+    database_url: URL, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tenant_sync")
+    make_schemas(engine, [f"t{i}" for i in range(5)])
+    with TenantSync(database_url, model_v1(), workers=2) as ts:
+        ts.sync_all()  # builds: the empty shape is compared
+        ts.sync_all(dry_run=True)
+        ts.drift()
+        assert _version_comments(engine) == set(), "dry runs and drift() write nothing"
+        first = ts.sync_all()  # the built shape is compared, and found to match
+        second = ts.sync_all()
+        assert _compared(caplog) == ["1", "1", "1", "1", "0"]
+        assert len(_version_comments(engine)) == 1
+
+        # A tenant that drifts has another shape: it is compared and repaired.
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE t3.projects DROP COLUMN active"))
+        repaired = ts.sync_all()
+        assert _compared(caplog) == ["1"]
+
+    # Another model: the records do not apply to it (two shapes now: t3's re-added
+    # column comes last).
+    with TenantSync(database_url, model_v2(), workers=2) as ts:
+        changed = ts.sync_all()
+        assert _compared(caplog) == ["2"]
+
+    assert first.counts["unchanged"] == second.counts["unchanged"] == 5
+    assert all(r.attempts == 0 for r in second.results), "no tenant transaction was needed"
+    assert [r.schema for r in repaired.results if r.status == "migrated"] == ["t3"]
+    assert "active" in columns(engine, "t3", "projects")
+    assert changed.ok and changed.counts["migrated"] == 5
+    assert "priority" in columns(engine, "t0", "projects")

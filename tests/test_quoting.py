@@ -25,6 +25,7 @@ HOSTILE = [
     "back\\slash\\'",
     "$tenant_sync$ dollar",
     "per%cent %s %(x)s",
+    "colon :x ::y",
 ]
 
 
