@@ -63,8 +63,10 @@ class Shape:
 # Cost must stay linear in the number of tenants, whatever the planner believes: the
 # catalog's statistics are often stale after mass DDL (seen: 496 namespaces estimated,
 # 10,004 present), and a misestimated join read every pg_attribute row of the database
-# for each chunk.  So every per-relation catalog is read through a LATERAL subquery
-# fenced by OFFSET 0: an index lookup per relation, never a join over the whole catalog.
+# for each chunk.  So in the bulk pass every per-relation catalog is read through a
+# LATERAL subquery fenced by OFFSET 0: an index lookup per relation, never a join over
+# the whole catalog.  The recheck, a few relations found by name, leaves the fence out:
+# the planner then flattens the subqueries, which halves the time to run it.
 
 # The items that describe a tenant, from ``rels`` (oid, nsp, prefix, relname, relkind)
 # and ``enums`` (oid, nsp, typname); shared by the bulk pass and the recheck, so both
@@ -77,7 +79,7 @@ _ITEMS_SQL = r"""
         SELECT d.description FROM pg_catalog.pg_description d
         WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
             AND d.objsubid = 0
-        OFFSET 0
+        {fence}
     ) d ON true
     UNION ALL
     SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname)
@@ -102,7 +104,7 @@ _ITEMS_SQL = r"""
         LEFT JOIN pg_catalog.pg_description d ON d.objoid = a.attrelid
             AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
         WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-        OFFSET 0
+        {fence}
     ) a
     UNION ALL
     SELECT r.nsp, 'K ' || quote_ident(r.relname) || ' ' || quote_ident(k.conname)
@@ -119,7 +121,7 @@ _ITEMS_SQL = r"""
         FROM pg_catalog.pg_constraint k
         LEFT JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
         WHERE k.conrelid = r.oid
-        OFFSET 0
+        {fence}
     ) k
     UNION ALL
     SELECT r.nsp, 'I ' || quote_ident(i.relname) || ' ' || i.relam::text
@@ -134,7 +136,7 @@ _ITEMS_SQL = r"""
         FROM pg_catalog.pg_index i
         JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
         WHERE i.indrelid = r.oid
-        OFFSET 0
+        {fence}
     ) i
     UNION ALL
     SELECT e.nsp, 'T ' || quote_ident(e.typname) || ' ' || (
@@ -265,7 +267,7 @@ def structure_fingerprints(
         )
     )
     rows = conn.execute(
-        sa.text(_BULK_SQL.format(items=_ITEMS_SQL)),
+        sa.text(_BULK_SQL.format(items=_ITEMS_SQL.format(fence="OFFSET 0"))),
         {"schemas": list(schemas), "ignored": list(ignored), "version_table": version_table},
     )
     return {
@@ -297,7 +299,7 @@ def recheck_statement(schema: str, expected: Shape, ignored: Sequence[str]) -> s
     """
     name = literal(schema)
     query = _RECHECK_SQL.format(
-        items=_ITEMS_SQL,
+        items=_ITEMS_SQL.format(fence=""),
         schema=name,
         relations=_text_array(r for r in expected.relations if r not in ignored),
         enum_types=_text_array(expected.enum_types),
