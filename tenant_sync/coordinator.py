@@ -152,6 +152,7 @@ class TenantSync:
                         dry_run=dry_run,
                         cancel=self._cancel,
                         shape_plan=plans.get(name),
+                        shape=shapes.get(name),
                     )
                     known = _result_from_plan(job)
                     if known is None:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from .apply import OperationFailed, apply_plan, render_plan
 from .batch import execute_batch, run_transaction
 from .engine import unprepared
-from .fingerprint import SHAPE_CHANGED_SQLSTATE, recheck_statement
+from .fingerprint import SHAPE_CHANGED_SQLSTATE, Shape, recheck_statement
 from .locking import check_schema_access, lock_statement, lock_tenant, quote
 from .model import Model
 from .options import SyncOptions
@@ -61,7 +61,10 @@ class TenantJob:
     create: bool = False
     dry_run: bool = False
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)
+    #: The plan of the tenant's shape, and the tenant's own shape as the pass read it:
+    #: with both, the plan is applied in one round trip after a recheck.
     shape_plan: ShapePlan | None = None
+    shape: Shape | None = None
 
 
 @dataclass
@@ -125,8 +128,8 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
 
 
 def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
-    if job.shape_plan is not None and not job.dry_run:
-        shared = _apply_shared_plan(engine, job, job.shape_plan)
+    if job.shape_plan is not None and job.shape is not None and not job.dry_run:
+        shared = _apply_shared_plan(engine, job, job.shape_plan, job.shape)
         if shared is not None:
             return shared
     return _in_transaction(engine, replace(job, shape_plan=None))
@@ -179,7 +182,9 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     return _Outcome("migrated" if operations else "unchanged", operations, sql, withheld)
 
 
-def _apply_shared_plan(engine: Engine, job: TenantJob, shared: ShapePlan) -> _Outcome | None:
+def _apply_shared_plan(
+    engine: Engine, job: TenantJob, shared: ShapePlan, shape: Shape
+) -> _Outcome | None:
     """Apply the shape's SQL in one transaction and one round trip, or return None.
 
     The round trip takes the tenant's lock, re-checks its fingerprint, runs the SQL and
@@ -190,7 +195,7 @@ def _apply_shared_plan(engine: Engine, job: TenantJob, shared: ShapePlan) -> _Ou
     options = job.options
     statements = [
         lock_statement(job.schema, options.lock_timeout, options.statement_timeout),
-        recheck_statement(job.schema, shared.shape, ignored_tables(options)),
+        recheck_statement(job.schema, shape, ignored_tables(options)),
         *shared.sql,
     ]
     if not shared.withheld:
@@ -198,7 +203,7 @@ def _apply_shared_plan(engine: Engine, job: TenantJob, shared: ShapePlan) -> _Ou
             job.schema,
             options.version_table,
             job.model.fingerprint,
-            create=not shared.shape.has_version_table,
+            create=not shape.has_version_table,
         )
     try:
         run_transaction(engine, statements)

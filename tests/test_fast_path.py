@@ -6,6 +6,7 @@ import logging
 import random
 import re
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from helpers import columns, make_schemas
@@ -13,8 +14,14 @@ from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import SyncOptions, TenantSync
-from tenant_sync.fingerprint import structure_fingerprints
+from tenant_sync.fingerprint import (
+    SHAPE_CHANGED_SQLSTATE,
+    Shape,
+    recheck_statement,
+    structure_fingerprints,
+)
 from tenant_sync.model import Model
+from tenant_sync.plan import ignored_tables
 from tenant_sync.shapes import plan_shape
 from tenant_sync.tenant import TenantJob, sync_one
 
@@ -134,7 +141,9 @@ def test_tenant_that_changed_after_the_catalog_pass_is_compared_alone(
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE second.projects ADD COLUMN description text"))
 
-    result = sync_one(engine, TenantJob("second", model, options, shape_plan=shared))
+    result = sync_one(
+        engine, TenantJob("second", model, options, shape_plan=shared, shape=shapes["second"])
+    )
 
     assert result.status == "migrated", result.error
     assert "add column projects.description TEXT" in shared.operations
@@ -201,3 +210,56 @@ def test_a_shape_found_to_match_the_model_is_not_compared_again(
     assert "active" in columns(engine, "t3", "projects")
     assert changed.ok and changed.counts["migrated"] == 5
     assert "priority" in columns(engine, "t0", "projects")
+
+
+# Changes made after the catalog pass, beyond DRIFTS, that the recheck must catch.
+LATE_CHANGES = {
+    **DRIFTS,
+    "column comment": "COMMENT ON COLUMN {t}.projects.name IS 'late'",
+    "enum label": "ALTER TYPE {t}.task_status ADD VALUE 'late'",
+    "renamed index": "ALTER INDEX {t}.ix_tasks_project_status RENAME TO ix_late",
+    "dropped constraint": "ALTER TABLE {t}.tasks DROP CONSTRAINT tasks_project_id_fkey",
+    "dropped default": "ALTER TABLE {t}.projects ALTER COLUMN active DROP DEFAULT",
+}
+
+
+def _recheck_passes(engine: Engine, name: str, shape: Shape) -> bool:
+    statement = recheck_statement(name, shape, ignored_tables(SyncOptions()))
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(statement)
+        except psycopg.Error as exc:
+            assert exc.sqlstate == SHAPE_CHANGED_SQLSTATE, exc
+            return False
+        finally:
+            conn.rollback()
+    return True
+
+
+def test_recheck_passes_unchanged_tenants_of_every_shape(database_url: URL, engine: Engine) -> None:
+    names = build_drifted_tenants(database_url, engine, seed=3)
+    with engine.begin() as conn:
+        shapes = structure_fingerprints(
+            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
+        )
+    assert len({shape.fingerprint for shape in shapes.values()}) > 3
+    assert [name for name in names if not _recheck_passes(engine, name, shapes[name])] == []
+
+
+def test_recheck_catches_every_kind_of_change_made_after_the_pass(
+    database_url: URL, engine: Engine
+) -> None:
+    names = [f"late_{i:02d}" for i in range(len(LATE_CHANGES))] + ["untouched"]
+    make_schemas(engine, names)
+    with TenantSync(database_url, model_v1(), workers=4) as ts:
+        assert ts.sync_all().ok
+    with engine.begin() as conn:
+        shapes = structure_fingerprints(
+            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
+        )
+    for name, (kind, change) in zip(names, LATE_CHANGES.items(), strict=False):
+        with engine.begin() as conn:
+            conn.execute(sa.text(change.format(t=name)))
+        assert not _recheck_passes(engine, name, shapes[name]), kind
+    assert _recheck_passes(engine, "untouched", shapes["untouched"])
