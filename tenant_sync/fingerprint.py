@@ -6,10 +6,10 @@ comments.  Names that embed the tenant's own schema (``nextval('t1.seq')``,
 ``REFERENCES t1.accounts``) are written without it, so two tenants built from the same
 model have the same fingerprint.  Tenants of one shape get the same diff.
 
-The query reads each catalog once, joined on the tenants' namespace oids, so its
-cost grows linearly with the number of tenants (a per-schema scan of pg_class would
-make it quadratic).  :func:`recheck_statement` computes one tenant's fingerprint the
-same way, driven by the shape's relation names so that it stays on catalog indexes.
+The pass reaches every relation by index lookups, so its cost grows linearly with
+the number of tenants (a per-schema scan of pg_class would make it quadratic).  It also
+takes each tenant's *stamp*, a digest of its catalog rows' versions, which
+:func:`recheck_statement` recomputes cheaply under the tenant's lock.
 """
 
 from __future__ import annotations
@@ -49,9 +49,8 @@ class Shape:
     stamp: str = EMPTY_STAMP
 
 
-# All text is rendered with search_path = pg_catalog (the bulk pass) or the tenant alone
-# (the recheck), so every name outside the tenant comes out schema-qualified, and the
-# tenant's own prefix can be stripped reliably.
+# All text is rendered with search_path = pg_catalog, so every name outside pg_catalog
+# comes out schema-qualified, and the tenant's own prefix can be stripped reliably.
 #
 # pg_get_indexdef(), and pg_get_expr()/pg_get_constraintdef() on expressions that name
 # columns, take a lock on the table: one locked tenant would stall the whole pass.  They
@@ -77,9 +76,9 @@ class Shape:
 # lock has the structure the pass saw; the recheck computes only the stamp, without
 # rendering any text, in well under half the time of the fingerprint.
 
-# The items that describe a tenant, from ``rels`` (oid, nsp, prefix, relname, relkind)
-# and ``enums`` (oid, nsp, typname); shared by the bulk pass and the recheck, so both
-# compute the same fingerprint.
+# The items that describe a tenant, from ``rels`` (oid, xmin, nsp, prefix, relname,
+# relkind) and ``enums`` (oid, xmin, nsp, typname): the text of each (the fingerprint)
+# and the hashes of its catalog rows' xmin (the stamp, over the rows _RECHECK_SQL reads).
 _ITEMS_SQL = r"""
     SELECT r.nsp, 'R ' || r.relkind::text || ' ' || quote_ident(r.relname)
         || coalesce(' -- ' || d.description, '') AS item,
