@@ -123,7 +123,7 @@ class TenantSync:
         structure, read for all of them in one pass over the catalog: each distinct
         shape is compared with the model once, tenants already matching it are
         reported ``unchanged`` at once, and the others apply their shape's SQL after
-        re-checking their fingerprint under their own lock.
+        re-checking under their own lock that they are as the pass saw them.
         """
         self._cancel.clear()
         started = time.monotonic()

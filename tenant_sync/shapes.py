@@ -4,7 +4,7 @@ Tenants with the same structure fingerprint (see :mod:`tenant_sync.fingerprint`)
 the same operations, so Alembic autogenerate runs on one representative of each shape,
 read-only, and its plan (operations in words, the rendered SQL, withheld changes) is
 shared by every tenant of that shape.  Each tenant still applies it in its own
-transaction, after re-checking its fingerprint under its own lock.
+transaction, after re-checking under its own lock that it is as the pass saw it.
 
 A shape found to match the model exactly is remembered in the database, in a comment
 on the representative's version table, under a key made of the shape's fingerprint,

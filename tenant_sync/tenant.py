@@ -187,8 +187,8 @@ def _apply_shared_plan(
 ) -> _Outcome | None:
     """Apply the shape's SQL in one transaction and one round trip, or return None.
 
-    The round trip takes the tenant's lock, re-checks its fingerprint, runs the SQL and
-    records the version.  None means the tenant must be compared alone: it changed
+    The round trip takes the tenant's lock, re-checks that its catalog is as the pass saw
+    it (its stamp), runs the SQL and records the version.  None means the tenant must be compared alone: it changed
     since the catalog pass, or the shape's SQL failed in it (the comparison then names
     the operation that fails).  Transient errors are raised, to be retried.
     """
