@@ -94,8 +94,7 @@ _ITEMS_SQL = r"""
     UNION ALL
     SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname)
         || ' ' || a.attnum::text || ' '
-        || CASE WHEN a.typnamespace = r.nsp THEN quote_ident(a.typname)
-                ELSE a.atttypid::text END
+        || CASE WHEN a.own_type THEN quote_ident(a.typname) ELSE a.atttypid::text END
         || ' ' || a.atttypmod::text
         || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
         || ' ' || a.attidentity::text || a.attgenerated::text
@@ -105,17 +104,29 @@ _ITEMS_SQL = r"""
                 ELSE regexp_replace(CAST(a.adbin AS text), ' \:location -?[0-9]+', '', 'g') END, '')
         || coalesce(' -- ' || a.description, ''),
         hashtextextended(CAST(a.a_xmin AS text), 0)::numeric + coalesce(hashtextextended(CAST(a.ad_xmin AS text), 0)::numeric, 0) + coalesce(hashtextextended(CAST(a.d_xmin AS text), 0)::numeric, 0)
-            + CASE WHEN a.typnamespace = r.nsp THEN hashtextextended(CAST(a.ty_xmin AS text), 0)::numeric ELSE 0 END,
+            + CASE WHEN a.own_type THEN hashtextextended(CAST(a.ty_xmin AS text), 0)::numeric ELSE 0 END,
         1 + CAST(a.ad_xmin IS NOT NULL AS int) + CAST(a.d_xmin IS NOT NULL AS int)
-            + CAST(a.typnamespace = r.nsp AS int)
+            + CAST(a.own_type AS int)
     FROM rels r
     CROSS JOIN LATERAL (
         SELECT a.attname, a.attnum, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity,
-            a.attgenerated, ty.typnamespace, ty.typname, ad.adbin, d.description,
+            a.attgenerated, coalesce(ty.typnamespace = r.nsp, false) AS own_type, ty.typname,
+            ad.adbin, d.description,
             a.xmin AS a_xmin, ty.xmin AS ty_xmin, ad.xmin AS ad_xmin, d.xmin AS d_xmin
         FROM pg_catalog.pg_attribute a
-        JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-        LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+        -- Built-in types (oids below 16384, FirstNormalObjectId) are named by oid, so
+        -- only the types users created are looked up; the tenant's own are among them.
+        LEFT JOIN LATERAL (
+            SELECT ty.typnamespace, ty.typname, ty.xmin FROM pg_catalog.pg_type ty
+            WHERE a.atttypid >= 16384 AND ty.oid = a.atttypid
+            OFFSET 0
+        ) ty ON true
+        -- A default is looked up only for a column that has one.
+        LEFT JOIN LATERAL (
+            SELECT ad.adbin, ad.xmin FROM pg_catalog.pg_attrdef ad
+            WHERE a.atthasdef AND ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+            OFFSET 0
+        ) ad ON true
         LEFT JOIN pg_catalog.pg_description d ON d.objoid = a.attrelid
             AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
         WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -281,7 +292,7 @@ catalog_rows AS (
     SELECT ty.xmin FROM pg_catalog.pg_attribute a
     JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
     WHERE a.attrelid IN (SELECT oid FROM rels) AND a.attnum > 0 AND NOT a.attisdropped
-        AND ty.typnamespace = (SELECT nsp FROM tenant)
+        AND a.atttypid >= 16384 AND ty.typnamespace = (SELECT nsp FROM tenant)
     UNION ALL
     SELECT ad.xmin FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid IN (SELECT oid FROM rels)
     UNION ALL
