@@ -30,6 +30,7 @@ from .options import SyncOptions
 from .plan import ignored_tables
 from .report import SyncReport, TenantResult
 from .shapes import ShapePlan, group_by_shape, known_match, plan_shape, record_match
+from .signup import SignupPlan
 from .tenant import TenantJob, describe_error, sync_one
 
 __all__ = ["TenantSync"]
@@ -95,6 +96,7 @@ class TenantSync:
         self.on_result = on_result
         self.engine, self._owns_engine = make_engine(engine_or_url, workers)
         self._cancel = threading.Event()
+        self._signup_plan = SignupPlan()
         self.last_report: SyncReport | None = None
 
     def __repr__(self) -> str:
@@ -187,9 +189,20 @@ class TenantSync:
         the tenant's advisory lock, so concurrent calls for the same tenant (and a
         concurrent :meth:`sync_all`) serialize: one builds it, the others find it
         unchanged.  A failure is returned as a ``failed`` result, not raised.
+
+        The first signup compares its empty schema with the model; later ones build
+        from that plan in one round trip, without reflecting the catalog (see
+        :mod:`tenant_sync.signup`).
         """
         check_tenant_names([schema], self.model.shared_schemas)
-        job = TenantJob(schema, self.model, self.options, create=create, dry_run=dry_run)
+        job = TenantJob(
+            schema,
+            self.model,
+            self.options,
+            create=create,
+            dry_run=dry_run,
+            signup_plan=self._signup_plan,
+        )
         result = sync_one(self.engine, job)
         _log_result(result)
         return result

@@ -27,6 +27,7 @@ from .options import SyncOptions
 from .plan import ignored_tables, plan_tenant
 from .report import Status, TenantResult
 from .shapes import ShapePlan
+from .signup import SignupPlan, build_from_plan
 from .version import read_version, version_statements
 
 __all__ = ["TenantJob", "sync_one"]
@@ -65,6 +66,9 @@ class TenantJob:
     #: with both, the plan is applied in one round trip after a recheck.
     shape_plan: ShapePlan | None = None
     shape: Shape | None = None
+    #: With ``create``: the plan that builds an empty schema, if a signup has found it
+    #: (used, and filled, by signups; see :mod:`tenant_sync.signup`).
+    signup_plan: SignupPlan | None = None
 
 
 @dataclass
@@ -128,6 +132,10 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
 
 
 def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
+    if job.create and job.signup_plan is not None and not job.dry_run:
+        built = _build_from_signup_plan(engine, job, job.signup_plan)
+        if built is not None:
+            return built
     if job.shape_plan is not None and job.shape is not None and not job.dry_run:
         shared = _apply_shared_plan(engine, job, job.shape_plan, job.shape)
         if shared is not None:
@@ -169,6 +177,9 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
         sql.append(create_schema)
 
     plan = plan_tenant(conn, job.schema, job.model, options)
+    if not exists and job.signup_plan is not None and not plan.withheld and not job.dry_run:
+        # Rendered before it runs: rendering looks up which enum types exist.
+        job.signup_plan.remember(plan.descriptions, render_plan(conn, plan))
     operations += plan.descriptions
     withheld = plan.withheld_descriptions
     if job.dry_run:
@@ -220,6 +231,31 @@ def _apply_shared_plan(
             )
         return None
     return _Outcome("migrated", list(shared.operations), list(shared.sql), list(shared.withheld))
+
+
+def _build_from_signup_plan(engine: Engine, job: TenantJob, signup: SignupPlan) -> _Outcome | None:
+    """Build a new tenant from the kept signup plan in one round trip, or return None.
+
+    None means the tenant must be compared alone: there is no kept plan yet, its schema
+    exists and is not empty, or the kept SQL failed in it.  Transient errors are raised,
+    to be retried.
+    """
+    options = job.options
+    try:
+        built = build_from_plan(engine, job.schema, signup, job.model.fingerprint, options)
+    except sa.exc.DBAPIError as exc:
+        if _transient_reason(exc):
+            raise
+        log.info(
+            "tenant %s: the kept signup plan failed (%s); comparing it alone",
+            job.schema,
+            describe_error(exc),
+        )
+        return None
+    if built is None:
+        return None
+    operations, sql = built
+    return _Outcome("migrated", operations, sql, [])
 
 
 def describe_error(exc: BaseException) -> str:
