@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
@@ -132,7 +133,6 @@ class TenantSync:
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
         names = self._discover()
-        shapes = {} if self.options.verify else self._read_shapes(names)
         # Filled as results come in, so that the report is complete even when Ctrl-C
         # is re-raised from the middle of the run.
         results: dict[str, TenantResult] = {}
@@ -144,7 +144,7 @@ class TenantSync:
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
-                plans = self._plan_shapes(pool, names, shapes, record=not dry_run)
+                plans, shapes = self._plan(pool, names, record=not dry_run)
                 jobs = []
                 for name in names:
                     job = TenantJob(
@@ -176,9 +176,8 @@ class TenantSync:
         destructive changes it would withhold.  Tenants that match are left out.
         """
         names = self._discover()
-        shapes = self._read_shapes(names)
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            plans = self._plan_shapes(pool, names, shapes, record=False)
+            plans, _ = self._plan(pool, names, record=False)
         distinct = {id(plan): plan for plan in plans.values()}
         return [plan for plan in distinct.values() if not plan.matches_model]
 
@@ -232,16 +231,34 @@ class TenantSync:
         with connect(self.engine) as conn, conn.begin():
             return list_tenants(conn, self.tenants, self.model.shared_schemas)
 
-    def _read_shapes(self, names: list[str]) -> dict[str, Shape]:
+    def _plan(
+        self, pool: ThreadPoolExecutor, names: list[str], record: bool
+    ) -> tuple[dict[str, ShapePlan], dict[str, Shape]]:
+        """Every tenant's shape and its shape's plan (none with ``verify``).
+
+        The first tenant is compared with the model while the catalog pass runs (unless
+        its shape is recorded as matching): most often all tenants share its shape, and
+        the comparison, whose reflection scans the whole catalog, is then out of the
+        way when the pass ends.
+        """
+        if self.options.verify or not names:
+            return {}, {}
+        first = pool.submit(plan_shape, self.engine, names[0], [], self.model, self.options)
+        shapes = self._read_shapes(names, spare=1)
+        return self._plan_shapes(pool, names, shapes, record, first), shapes
+
+    def _read_shapes(self, names: list[str], spare: int = 0) -> dict[str, Shape]:
         """Every tenant's shape, read in a few chunks at once on the workers' connections.
 
         One query per chunk keeps the pass linear and lets the server use more than one
-        core.  A chunk whose query fails is left out: its tenants are then compared one
-        by one, and each reports its own error.
+        core; ``spare`` connections are left for other work.  A chunk whose query fails
+        is left out: its tenants are then compared one by one, and each reports its own
+        error.
         """
         if not names:
             return {}
-        count = max(1, min(self._usable_workers(), len(names) // SHAPE_CHUNK_MIN))
+        usable = max(1, self._usable_workers() - spare)
+        count = max(1, min(usable, len(names) // SHAPE_CHUNK_MIN))
         chunks = [names[i::count] for i in range(count)]
         shapes: dict[str, Shape] = {}
         with ThreadPoolExecutor(count, thread_name_prefix="tenant_sync") as pool:
@@ -270,30 +287,36 @@ class TenantSync:
         names: list[str],
         shapes: dict[str, Shape],
         record: bool,
+        first: Future[ShapePlan],
     ) -> dict[str, ShapePlan]:
         """Compare one representative per shape with the model; map each tenant to its plan.
 
-        A shape recorded as matching the model needs no comparison.  With ``record``, a
-        shape found to match is recorded, so that the next run needs none either.  A
-        shape whose comparison fails is left out: its tenants are then synced one by
-        one, and each reports its own error.
+        ``first`` is the plan of the first tenant's shape, begun before the pass.  A shape
+        recorded as matching the model needs no comparison.  With ``record``, a shape
+        found to match is recorded, so that the next run needs none either.  A shape
+        whose comparison fails is left out: its tenants are then synced one by one, and
+        each reports its own error.
         """
         groups = group_by_shape(shapes, names)
         recorded = {shape.version_comment for shape in shapes.values()}
+        ready = _early_plan(first)
         plans: dict[str, ShapePlan] = {}
-        futures = {}
+        futures: dict[Future[ShapePlan], list[str]] = {}
+        found: list[tuple[ShapePlan, list[str]]] = []
         for tenants in groups.values():
             shape = shapes[tenants[0]]
             if known_match(shape, self.model, recorded):
                 plans.update(dict.fromkeys(tenants, ShapePlan.matching(shape, tenants)))
-                continue
-            future = pool.submit(
-                plan_shape, self.engine, tenants[0], shape, tenants, self.model, self.options
-            )
-            futures[future] = tenants
+            elif ready is not None and ready.shape.fingerprint == shape.fingerprint:
+                found.append((replace(ready, tenants=tuple(tenants)), tenants))
+            else:
+                future = pool.submit(
+                    plan_shape, self.engine, tenants[0], tenants, self.model, self.options, shape
+                )
+                futures[future] = tenants
         for future, tenants in futures.items():
             try:
-                plan = future.result()
+                found.append((future.result(), tenants))
             except Exception as exc:
                 log.warning(
                     "comparing %s (shape of %d tenants) failed, syncing them one by one: %s",
@@ -301,7 +324,7 @@ class TenantSync:
                     len(tenants),
                     describe_error(exc),
                 )
-                continue
+        for plan, tenants in found:
             plans.update(dict.fromkeys(tenants, plan))
             if record and plan.matches_model:
                 record_match(self.engine, plan, self.model, self.options)
@@ -310,7 +333,7 @@ class TenantSync:
                 "%d tenants in %d distinct shapes (%d compared with the model)",
                 sum(map(len, groups.values())),
                 len(groups),
-                len(futures),
+                len(futures) + (ready is not None and ready.compared),
             )
         return plans
 
@@ -428,6 +451,16 @@ class _Progress:
             elapsed,
             eta,
         )
+
+
+def _early_plan(first: Future[ShapePlan]) -> ShapePlan | None:
+    """The first tenant's plan, begun before the pass, or None if it could not be made."""
+    try:
+        return first.result()
+    except Exception as exc:
+        # Its shape is then compared again after the pass, which reports any error.
+        log.debug("comparing the first tenant early failed: %s", describe_error(exc))
+        return None
 
 
 def _not_started(schema: str) -> TenantResult:

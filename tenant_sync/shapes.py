@@ -25,18 +25,19 @@ from dataclasses import dataclass, field
 
 import alembic
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .apply import render_plan
 from .batch import execute_batch
 from .engine import unprepared
-from .fingerprint import Shape
+from .fingerprint import Shape, structure_fingerprints
 from .locking import check_schema_access, literal, lock_tenant, quote, set_up_session
 from .model import Model
 from .options import SyncOptions
-from .plan import plan_tenant
+from .plan import ignored_tables, plan_tenant
 
 __all__ = [
+    "ShapeChanged",
     "ShapePlan",
     "group_by_shape",
     "known_match",
@@ -65,12 +66,14 @@ class ShapePlan:
     sql: tuple[str, ...]
     withheld: tuple[str, ...]
     tenants: tuple[str, ...] = field(default=(), compare=False)
+    #: False when the plan comes from a recorded match, without a comparison.
+    compared: bool = field(default=True, compare=False)
 
     @classmethod
     def matching(cls, shape: Shape, tenants: Iterable[str]) -> ShapePlan:
-        """The plan of a shape known to match the model: nothing to do."""
+        """The plan of a shape recorded as matching the model: nothing to do."""
         tenants = tuple(tenants)
-        return cls(shape, tenants[0], (), (), (), tenants)
+        return cls(shape, tenants[0] if tenants else "", (), (), (), tenants, compared=False)
 
     @property
     def up_to_date(self) -> bool:
@@ -93,22 +96,36 @@ def group_by_shape(shapes: dict[str, Shape], names: Iterable[str]) -> dict[str, 
     return groups
 
 
+class ShapeChanged(Exception):
+    """The representative's structure is not the one its shape was read with."""
+
+
 def plan_shape(
     engine: Engine,
     representative: str,
-    shape: Shape,
     tenants: list[str],
     model: Model,
     options: SyncOptions,
+    expected: Shape | None = None,
 ) -> ShapePlan:
     """Diff ``representative`` against the model, read-only, and render the SQL.
 
-    Raises whatever the comparison raises; the caller then syncs the shape's tenants
-    one by one, so each reports its own error.
+    The representative's shape is read in the same snapshot as the comparison, so the
+    plan is known to be that shape's: ``expected`` (the shape the catalog pass saw),
+    when given, must be it, or ShapeChanged is raised.  A shape recorded as matching
+    the model is not compared.  Raises whatever the comparison raises; the caller then
+    syncs the shape's tenants one by one, so each reports its own error.
     """
     with engine.connect() as conn, unprepared(conn):
+        # One snapshot for the shape and every reflection query.
+        conn.execution_options(isolation_level="REPEATABLE READ")
         transaction = conn.begin()
         try:
+            shape = _read_shape(conn, representative, options)
+            if expected is not None and shape.fingerprint != expected.fingerprint:
+                raise ShapeChanged(f"{representative} changed since the catalog pass")
+            if known_match(shape, model, {shape.version_comment}):
+                return ShapePlan.matching(shape, [representative, *tenants[1:]])
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
             check_schema_access(conn, representative, write=False)
             plan = plan_tenant(conn, representative, model, options)
@@ -123,6 +140,13 @@ def plan_shape(
         withheld=tuple(plan.withheld_descriptions),
         tenants=tuple(tenants),
     )
+
+
+def _read_shape(conn: Connection, schema: str, options: SyncOptions) -> Shape:
+    shapes = structure_fingerprints(conn, [schema], ignored_tables(options), options.version_table)
+    if schema not in shapes:
+        raise ShapeChanged(f"{schema} no longer exists")
+    return shapes[schema]
 
 
 def match_key(shape: Shape, model: Model) -> str:

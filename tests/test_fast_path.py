@@ -22,7 +22,7 @@ from tenant_sync.fingerprint import (
 )
 from tenant_sync.model import Model
 from tenant_sync.plan import ignored_tables
-from tenant_sync.shapes import plan_shape
+from tenant_sync.shapes import ShapeChanged, plan_shape
 from tenant_sync.tenant import TenantJob, sync_one
 
 # Each drift is SQL run in one tenant ({t} is the quoted schema).
@@ -136,7 +136,7 @@ def test_tenant_that_changed_after_the_catalog_pass_is_compared_alone(
             ["alembic_version", "tenant_sync_version"],
             options.version_table,
         )
-    shared = plan_shape(engine, "first", shapes["first"], ["first", "second"], model, options)
+    shared = plan_shape(engine, "first", ["first", "second"], model, options, shapes["first"])
     # "second" drifts after the pass: the shared plan no longer fits it.
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE second.projects ADD COLUMN description text"))
@@ -149,6 +149,26 @@ def test_tenant_that_changed_after_the_catalog_pass_is_compared_alone(
     assert "add column projects.description TEXT" in shared.operations
     assert "add column projects.description TEXT" not in result.operations
     assert "priority" in columns(engine, "second", "projects")
+
+
+def test_a_representative_that_changed_after_the_pass_plans_nothing_for_its_shape(
+    database_url: URL, engine: Engine
+) -> None:
+    make_schemas(engine, ["first", "second"])
+    with TenantSync(database_url, model_v1()) as ts:
+        ts.sync_all()
+    options = SyncOptions()
+    with engine.begin() as conn:
+        shapes = structure_fingerprints(
+            conn, ["first"], ["alembic_version", "tenant_sync_version"], options.version_table
+        )
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE first.projects ADD COLUMN description text"))
+
+    with pytest.raises(ShapeChanged, match="first changed since the catalog pass"):
+        plan_shape(
+            engine, "first", ["first", "second"], Model(model_v2()), options, shapes["first"]
+        )
 
 
 def test_verify_option_forces_the_per_tenant_comparison(database_url: URL, engine: Engine) -> None:
