@@ -191,7 +191,7 @@ class TenantSync:
 
         The first signup compares its empty schema with the model; later ones build
         from that plan in one round trip, without reflecting the catalog (see
-        :mod:`tenant_sync.signup`).
+        :mod:`tenant_sync.signup`), unless ``verify=True``.
         """
         check_tenant_names([schema], self.model.shared_schemas)
         job = TenantJob(
@@ -200,7 +200,7 @@ class TenantSync:
             self.options,
             create=create,
             dry_run=dry_run,
-            signup_plan=self._signup_plan,
+            signup_plan=None if self.options.verify else self._signup_plan,
         )
         result = sync_one(self.engine, job)
         _log_result(result)

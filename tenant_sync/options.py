@@ -29,8 +29,9 @@ class SyncOptions:
     :param version_table: name of the table in each tenant that records the
         fingerprint of the model it was last synced to.
     :param verify: compare every tenant with the model one by one (Alembic autogenerate
-        per tenant) instead of once per distinct tenant structure.  Slower; the result
-        is the same.
+        per tenant) instead of once per distinct tenant structure, and every signup
+        instead of building it from the first signup's plan.  Slower; the result is the
+        same.
     """
 
     workers: int = 4

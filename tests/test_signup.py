@@ -166,3 +166,12 @@ def test_racing_signups_from_the_kept_plan_build_each_tenant_once(
         statuses = sorted(r.status for r in results if r.schema == name)
         assert statuses == ["migrated", "unchanged", "unchanged", "unchanged"], name
         assert _schema_catalog(engine, name) == _schema_catalog(engine, "first")
+
+
+def test_with_verify_every_signup_is_compared_with_the_model(engine: Engine) -> None:
+    with TenantSync(engine, model_v1(), verify=True) as ts:
+        ts.sync_tenant("first")
+        reflection = _reflection_queries(engine)
+        second = ts.sync_tenant("second")
+    assert second.status == "migrated"
+    assert reflection != []
