@@ -28,7 +28,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ __all__ = [
     "measure",
     "measure_in_child",
     "plain_loop",
+    "plain_migrate",
     "statements_for",
     "target_model",
     "tenant_sync_run",
@@ -78,32 +79,42 @@ def statements_for(scenario: str, tenants: Sequence[str]) -> dict[str, list[str]
 
 def plain_loop(url: str, metadata: sa.MetaData, tenants: Iterable[str]) -> dict[str, Any]:
     """What a user writes without tenant_sync: one tenant after another."""
-
-    def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-        return not (type_ == "table" and name in PLAIN_IGNORED_TABLES)
-
     engine = sa.create_engine(url)
     operations_run = 0
     for tenant in tenants:
         with engine.begin() as conn:
             conn.execute(sa.text(f'SET LOCAL search_path TO "{tenant}"'))
-            context = MigrationContext.configure(
-                conn,
-                opts={
-                    "target_metadata": metadata,
-                    "include_name": include_name,
-                    "compare_type": True,
-                    "compare_server_default": True,
-                },
-            )
-            script = produce_migrations(context, metadata)
-            assert script.upgrade_ops is not None
-            operations = Operations(context)
-            for op in _flatten(script.upgrade_ops.ops):
-                operations.invoke(op)
-                operations_run += 1
+            operations_run += plain_migrate(conn, metadata)
     engine.dispose()
     return {"operations": operations_run}
+
+
+def plain_migrate(conn: sa.Connection, metadata: sa.MetaData) -> int:
+    """The plain loop's work in the tenant ``conn`` points at: autogenerate, then apply.
+
+    Returns the number of operations run.
+    """
+
+    def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        return not (type_ == "table" and name in PLAIN_IGNORED_TABLES)
+
+    context = MigrationContext.configure(
+        conn,
+        opts={
+            "target_metadata": metadata,
+            "include_name": include_name,
+            "compare_type": True,
+            "compare_server_default": True,
+        },
+    )
+    script = produce_migrations(context, metadata)
+    assert script.upgrade_ops is not None
+    operations = Operations(context)
+    count = 0
+    for op in _flatten(script.upgrade_ops.ops):
+        operations.invoke(op)
+        count += 1
+    return count
 
 
 def _flatten(operations: Iterable[ops.MigrateOperation]) -> Iterator[ops.MigrateOperation]:
@@ -202,8 +213,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure_in_child(spec: dict[str, Any], code_dir: Path | None = None) -> dict[str, Any]:
-    """Run :func:`measure` in a forked child process and return its result, or its error.
+def measure_in_child(
+    spec: dict[str, Any],
+    code_dir: Path | None = None,
+    measure: Callable[[dict[str, Any]], dict[str, Any]] = measure,
+) -> dict[str, Any]:
+    """Run ``measure`` (by default :func:`measure`) in a forked child; return its result or error.
 
     A fork of this process, which has imported SQLAlchemy, Alembic and psycopg but
     never tenant_sync nor opened a connection, starts in milliseconds where a fresh
@@ -215,7 +230,7 @@ def measure_in_child(spec: dict[str, Any], code_dir: Path | None = None) -> dict
         raise RuntimeError("tenant_sync is imported already; children would share it")
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(spec, code_dir, sender))
+    process = context.Process(target=_child_main, args=(spec, code_dir, sender, measure))
     process.start()
     sender.close()
     try:
@@ -227,7 +242,12 @@ def measure_in_child(spec: dict[str, Any], code_dir: Path | None = None) -> dict
     return result
 
 
-def _child_main(spec: dict[str, Any], code_dir: Path | None, sender: Connection) -> None:
+def _child_main(
+    spec: dict[str, Any],
+    code_dir: Path | None,
+    sender: Connection,
+    measure: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
     try:
         if code_dir is not None:
             sys.path.insert(0, str(code_dir))

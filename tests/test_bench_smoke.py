@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from conftest import create_database, drop_database
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"plain", "tenant_sync", "floor_serial", "floor_parallel"}
@@ -19,33 +19,13 @@ def test_bench_smoke_run_writes_json_and_markdown(admin_engine: Engine, tmp_path
     url = create_database(admin_engine, "bench_smoke")
     out = tmp_path / "smoke.json"
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "bench/run.py",
-                "--tenants",
-                "3",
-                "--scenarios",
-                "build",
-                "noop",
-                "--repeat",
-                "1",
-                "--database-url",
-                url.render_as_string(hide_password=False),
-                "--out",
-                str(out),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        _run_bench(
+            "bench/run.py",
+            ["--tenants", "3", "--scenarios", "build", "noop", "--repeat", "1"],
+            url,
+            out,
         )
-        assert done.returncode == 0, done.stderr[-3000:]
-        with admin_engine.connect() as conn:
-            left = conn.execute(
-                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :prefix"),
-                {"prefix": f"{url.database}\\_%"},
-            ).all()
+        left = _databases_named_after(admin_engine, url)
     finally:
         drop_database(admin_engine, url)
 
@@ -69,3 +49,52 @@ def test_bench_smoke_run_writes_json_and_markdown(admin_engine: Engine, tmp_path
     assert noop["variants"]["plain"]["operations"] == 0
     markdown = out.with_suffix(".md").read_text()
     assert "| 3 | build |" in markdown and "| 3 | noop |" in markdown
+
+
+def test_signup_bench_smoke_run_times_every_signup(admin_engine: Engine, tmp_path: Path) -> None:
+    url = create_database(admin_engine, "bench_signup_smoke")
+    out = tmp_path / "signup.json"
+    try:
+        _run_bench(
+            "bench/signup.py", ["--tenants", "3", "--signups", "3", "--repeat", "1"], url, out
+        )
+        left = _databases_named_after(admin_engine, url)
+    finally:
+        drop_database(admin_engine, url)
+
+    assert left == [], "the benchmark drops its template database"
+
+    doc = json.loads(out.read_text())
+    assert {run: len(runs[0]) for run, runs in doc["runs_s"].items()} == {
+        "plain": 3,
+        "tenant_sync": 3,
+        "floor": 3,
+    }
+    summary = doc["summary"]
+    assert all(summary[v]["first_ms"] > 0 and summary[v]["later_ms"] > 0 for v in doc["runs_s"])
+    assert summary["ratios"]["b_over_a"] > 0 and summary["ratios"]["b_over_c"] > 0
+    assert "| (b) tenant_sync |" in out.with_suffix(".md").read_text()
+
+
+def _run_bench(script: str, options: list[str], url: URL, out: Path) -> None:
+    """Run a benchmark script on database ``url``, writing to ``out``; fail on its error."""
+    database = ["--database-url", url.render_as_string(hide_password=False)]
+    done = subprocess.run(
+        [sys.executable, script, *options, *database, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _databases_named_after(admin_engine: Engine, url: URL) -> list[str]:
+    """Databases whose names start with ``url``'s database name and an underscore."""
+    with admin_engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :prefix"),
+                {"prefix": f"{url.database}\\_%"},
+            ).scalars()
+        )
