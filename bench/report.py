@@ -147,16 +147,10 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
-    """The results as a markdown page: settings, the time table, the memory table, notes."""
-    machine = doc["machine"]
+def machine_line(machine: dict[str, Any]) -> str:
+    """One line that says what the benchmark ran on (see :func:`machine_info`)."""
     versions = machine["versions"]
-    settings = doc["settings"]
-    lines = [
-        f"# tenant_sync benchmark, {doc['started_at'][:10]}",
-        "",
-        f"Command: `{doc['command']}`",
-        "",
+    return (
         f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gb']} GB RAM, "
         f"{machine['os']}; PostgreSQL {machine['postgresql']} on the same machine "
         f"(shared_buffers {machine['postgresql_settings'].get('shared_buffers', '?')}, "
@@ -164,8 +158,21 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"SQLAlchemy {versions['sqlalchemy']}, Alembic {versions['alembic']}, "
         f"psycopg {versions['psycopg']}; repository at commit {machine['git_commit']}"
         f"{' (tenant_sync/ with uncommitted changes)' if machine['tenant_sync_uncommitted_changes'] else ''}. "
-        f"Load average at start {machine['loadavg_start'][0]:.2f}, "
-        f"at end {machine.get('loadavg_end', [float('nan')])[0]:.2f}.",
+        f"Load average at start {machine['loadavg_start'][0]:.2f}, at end "
+        + (f"{machine['loadavg_end'][0]:.2f}." if "loadavg_end" in machine else "not recorded.")
+    )
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The results as a markdown page: settings, the time table, the memory table, notes."""
+    machine = doc["machine"]
+    settings = doc["settings"]
+    lines = [
+        f"# tenant_sync benchmark, {doc['started_at'][:10]}",
+        "",
+        f"Command: `{doc['command']}`",
+        "",
+        machine_line(machine),
         "",
         f"tenant_sync measured: {doc['tenant_sync_code']}.",
         "",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import statistics
@@ -45,7 +46,7 @@ from psycopg import sql
 from bench import model
 from bench.code import ROOT, pin_tenant_sync
 from bench.measure import measure_in_child, plain_migrate
-from bench.report import machine_info
+from bench.report import machine_info, machine_line
 from bench.state import (
     Server,
     catalog_digests,
@@ -200,6 +201,8 @@ def render(doc: dict[str, Any]) -> str:
         "",
         f"Command: `{doc['command']}`",
         "",
+        machine_line(doc["machine"]),
+        "",
         f"tenant_sync measured: {doc['tenant_sync_code']}. {doc['settings']['signups']} "
         f"signups per run, one after another; median of {doc['settings']['repeat']} runs.",
         "",
@@ -256,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if code_dir != ROOT:
             shutil.rmtree(code_dir, ignore_errors=True)
+    doc["machine"]["loadavg_end"] = list(os.getloadavg())
     doc["summary"] = summarize(doc["runs_s"])
     markdown = render(doc)
     args.out.parent.mkdir(parents=True, exist_ok=True)
