@@ -73,7 +73,7 @@ class ShapePlan:
     def matching(cls, shape: Shape, tenants: Iterable[str]) -> ShapePlan:
         """The plan of a shape recorded as matching the model: nothing to do."""
         tenants = tuple(tenants)
-        return cls(shape, tenants[0] if tenants else "", (), (), (), tenants, compared=False)
+        return cls(shape, tenants[0], (), (), (), tenants, compared=False)
 
     @property
     def up_to_date(self) -> bool:
@@ -125,7 +125,7 @@ def plan_shape(
             if expected is not None and shape.fingerprint != expected.fingerprint:
                 raise ShapeChanged(f"{representative} changed since the catalog pass")
             if known_match(shape, model, {shape.version_comment}):
-                return ShapePlan.matching(shape, [representative, *tenants[1:]])
+                return ShapePlan.matching(shape, tenants or [representative])
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
             check_schema_access(conn, representative, write=False)
             plan = plan_tenant(conn, representative, model, options)

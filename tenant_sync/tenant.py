@@ -177,9 +177,9 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
         sql.append(create_schema)
 
     plan = plan_tenant(conn, job.schema, job.model, options)
-    if not exists and job.signup_plan is not None and not plan.withheld and not job.dry_run:
-        # Rendered before it runs: rendering looks up which enum types exist.
-        job.signup_plan.remember(plan.descriptions, render_plan(conn, plan))
+    keep = not exists and job.signup_plan is not None and not plan.withheld and not job.dry_run
+    # Rendered before it runs: rendering looks up which enum types exist.
+    signup_sql = render_plan(conn, plan) if keep else None
     operations += plan.descriptions
     withheld = plan.withheld_descriptions
     if job.dry_run:
@@ -187,6 +187,8 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
         return _Outcome("planned" if operations else "unchanged", operations, sql, withheld)
     if plan.operations:
         sql += apply_plan(conn, plan)
+    if job.signup_plan is not None and signup_sql is not None:
+        job.signup_plan.remember(plan.descriptions, signup_sql)
     if not withheld and read_version(plan.context) != job.model.fingerprint:
         statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
         execute_batch(conn, statements)
