@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .batch import run_transaction
+from .batch import run_transaction, sqlstate
 from .fingerprint import SHAPE_CHANGED_SQLSTATE, Shape, recheck_statement
 from .locking import lock_statement, quote
 from .options import SyncOptions
@@ -77,9 +77,9 @@ def build_from_plan(
         run_transaction(engine, _statements(schema, sql, fingerprint, options, create=True))
         return [f"create schema {schema}", *operations], [create, *sql]
     except sa.exc.DBAPIError as exc:
-        if _sqlstate(exc) == SHAPE_CHANGED_SQLSTATE:
+        if sqlstate(exc) == SHAPE_CHANGED_SQLSTATE:
             return None
-        if _sqlstate(exc) != _DUPLICATE_SCHEMA_SQLSTATE:
+        if sqlstate(exc) != _DUPLICATE_SCHEMA_SQLSTATE:
             raise
     # Someone else created the schema (the application, or a concurrent signup that
     # has committed by now): build it if it is still empty.
@@ -87,7 +87,7 @@ def build_from_plan(
         run_transaction(engine, _statements(schema, sql, fingerprint, options, create=False))
         return list(operations), list(sql)
     except sa.exc.DBAPIError as exc:
-        if _sqlstate(exc) == SHAPE_CHANGED_SQLSTATE:
+        if sqlstate(exc) == SHAPE_CHANGED_SQLSTATE:
             return None
         raise
 
@@ -103,7 +103,3 @@ def _statements(
         *sql,
         *version_statements(schema, options.version_table, fingerprint),
     ]
-
-
-def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None)

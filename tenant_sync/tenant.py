@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .apply import OperationFailed, apply_plan, render_plan
-from .batch import execute_batch, run_transaction
+from .batch import execute_batch, run_transaction, sqlstate
 from .engine import unprepared
 from .fingerprint import SHAPE_CHANGED_SQLSTATE, Shape, recheck_statement
 from .locking import check_schema_access, lock_statement, lock_tenant, quote
@@ -223,7 +223,7 @@ def _apply_shared_plan(
     except sa.exc.DBAPIError as exc:
         if _transient_reason(exc):
             raise
-        if getattr(exc.orig, "sqlstate", None) == SHAPE_CHANGED_SQLSTATE:
+        if sqlstate(exc) == SHAPE_CHANGED_SQLSTATE:
             log.debug("tenant %s: changed since the catalog pass; comparing it alone", job.schema)
         else:
             log.info(
@@ -269,9 +269,8 @@ def describe_error(exc: BaseException) -> str:
         prefix = f"while running '{description}': "
         exc = exc.cause
     if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        sqlstate = getattr(exc.orig, "sqlstate", None)
         message = " ".join(str(exc.orig).split())
-        hint = _hint(sqlstate or "", description)
+        hint = _hint(sqlstate(exc) or "", description)
         return f"{prefix}{type(exc.orig).__name__}: {message}{hint}"
     return f"{prefix}{type(exc).__name__}: {' '.join(str(exc).split())}"
 
@@ -306,14 +305,12 @@ def _transient_reason(exc: BaseException) -> str | None:
         exc = exc.cause
     if not isinstance(exc, sa.exc.DBAPIError):
         return None
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate in _TRANSIENT_SQLSTATES:
-        return _TRANSIENT_SQLSTATES[sqlstate]
+    state = sqlstate(exc)
+    if state in _TRANSIENT_SQLSTATES:
+        return _TRANSIENT_SQLSTATES[state]
     if _refused_login(exc):
         return None
-    if exc.connection_invalidated or (
-        isinstance(exc, sa.exc.OperationalError) and sqlstate is None
-    ):
+    if exc.connection_invalidated or (isinstance(exc, sa.exc.OperationalError) and state is None):
         return "connection lost"
     return None
 
