@@ -244,20 +244,20 @@ class TenantSync:
         if self.options.verify or not names:
             return {}, {}
         first = pool.submit(plan_shape, self.engine, names[0], [], self.model, self.options)
-        shapes = self._read_shapes(names, spare=1)
+        shapes = self._read_shapes(names)
         return self._plan_shapes(pool, names, shapes, record, first), shapes
 
-    def _read_shapes(self, names: list[str], spare: int = 0) -> dict[str, Shape]:
+    def _read_shapes(self, names: list[str]) -> dict[str, Shape]:
         """Every tenant's shape, read in a few chunks at once on the workers' connections.
 
         One query per chunk keeps the pass linear and lets the server use more than one
-        core; ``spare`` connections are left for other work.  A chunk whose query fails
-        is left out: its tenants are then compared one by one, and each reports its own
-        error.
+        core; one connection is left to the first tenant's comparison, which runs
+        meanwhile.  A chunk whose query fails is left out: its tenants are then compared
+        one by one, and each reports its own error.
         """
         if not names:
             return {}
-        usable = max(1, self._usable_workers() - spare)
+        usable = max(1, self._usable_workers() - 1)
         count = max(1, min(usable, len(names) // SHAPE_CHUNK_MIN))
         chunks = [names[i::count] for i in range(count)]
         shapes: dict[str, Shape] = {}

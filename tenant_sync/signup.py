@@ -74,7 +74,7 @@ def build_from_plan(
     operations, sql = kept
     create = f"CREATE SCHEMA {quote(schema)}"
     try:
-        run_transaction(engine, _statements(schema, sql, fingerprint, options, create=True))
+        run_transaction(engine, _statements(schema, [create], sql, fingerprint, options))
         return [f"create schema {schema}", *operations], [create, *sql]
     except sa.exc.DBAPIError as exc:
         if sqlstate(exc) == SHAPE_CHANGED_SQLSTATE:
@@ -84,7 +84,7 @@ def build_from_plan(
     # Someone else created the schema (the application, or a concurrent signup that
     # has committed by now): build it if it is still empty.
     try:
-        run_transaction(engine, _statements(schema, sql, fingerprint, options, create=False))
+        run_transaction(engine, _statements(schema, [], sql, fingerprint, options))
         return list(operations), list(sql)
     except sa.exc.DBAPIError as exc:
         if sqlstate(exc) == SHAPE_CHANGED_SQLSTATE:
@@ -93,12 +93,16 @@ def build_from_plan(
 
 
 def _statements(
-    schema: str, sql: Sequence[str], fingerprint: str, options: SyncOptions, *, create: bool
+    schema: str,
+    creating: Sequence[str],
+    sql: Sequence[str],
+    fingerprint: str,
+    options: SyncOptions,
 ) -> list[str]:
-    """Lock, create the schema if asked, check that it is empty, build, record the version."""
+    """Lock, create (``creating``: the CREATE SCHEMA, or nothing), check empty, build, record."""
     return [
         lock_statement(schema, options.lock_timeout, options.statement_timeout),
-        *([f"CREATE SCHEMA {quote(schema)}"] if create else []),
+        *creating,
         recheck_statement(schema, EMPTY_SCHEMA, ignored_tables(options)),
         *sql,
         *version_statements(schema, options.version_table, fingerprint),
