@@ -283,3 +283,73 @@ def test_recheck_catches_every_kind_of_change_made_after_the_pass(
             conn.execute(sa.text(change.format(t=name)))
         assert not _recheck_passes(engine, name, shapes[name]), kind
     assert _recheck_passes(engine, "untouched", shapes["untouched"])
+
+
+def _run_rechecks(conn: sa.Connection, checks: list[tuple[str, Shape]]) -> list[str]:
+    """Run each tenant's recheck in a transaction of its own on ``conn``; the failures."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    failed = []
+    for name, shape in checks:
+        try:
+            raw.cursor().execute(recheck_statement(name, shape, ignored_tables(SyncOptions())))
+            raw.commit()
+        except psycopg.Error as exc:
+            assert exc.sqlstate == SHAPE_CHANGED_SQLSTATE, exc
+            raw.rollback()
+            failed.append(name)
+    return failed
+
+
+def test_recheck_keeps_one_function_per_connection_across_tenants(
+    database_url: URL, engine: Engine
+) -> None:
+    names = ["a", "b", "c"]
+    make_schemas(engine, names)
+    with TenantSync(database_url, model_v1()) as ts:
+        assert ts.sync_all().ok
+    with engine.begin() as conn:
+        shapes = structure_fingerprints(
+            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
+        )
+        conn.execute(sa.text("ALTER TABLE b.projects ADD COLUMN late int"))
+    with engine.connect() as conn:
+        # a's recheck makes the function, b's fails (and rolls it back), c's makes it again.
+        assert _run_rechecks(conn, [(name, shapes[name]) for name in names]) == ["b"]
+        assert _run_rechecks(conn, [("a", shapes["a"])]) == []
+        kept = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()"
+                " AND proname LIKE 'tenant_sync_stamp_%'"
+            )
+        ).scalar_one()
+    assert kept == 1
+
+
+def test_recheck_works_for_a_role_without_the_temporary_privilege(
+    database_url: URL, engine: Engine
+) -> None:
+    names = ["a", "b", "no_create"]
+    make_schemas(engine, names)
+    with TenantSync(database_url, model_v1()) as ts:
+        assert ts.sync_all().ok
+    role = f"ts_no_temp_{database_url.database}"
+    with engine.begin() as conn:
+        shapes = structure_fingerprints(
+            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
+        )
+        conn.execute(sa.text("ALTER TABLE b.projects ADD COLUMN late int"))
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(sa.text(f"REVOKE TEMPORARY ON DATABASE {database_url.database} FROM PUBLIC"))
+        conn.execute(sa.text(f"GRANT USAGE, CREATE ON SCHEMA a, b TO {role}"))
+        conn.execute(sa.text(f"GRANT USAGE ON SCHEMA no_create TO {role}"))
+    limited = sa.create_engine(database_url.set(username=role), poolclass=sa.NullPool)
+    try:
+        with limited.connect() as conn:
+            checks = [(name, shapes[name]) for name in names]
+            assert _run_rechecks(conn, checks) == ["b", "no_create"]
+    finally:
+        limited.dispose()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
