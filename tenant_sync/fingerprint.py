@@ -348,20 +348,26 @@ _CREATE_STAMP_FUNCTION = (
     f"CREATE FUNCTION {_STAMP_SIGNATURE} RETURNS text LANGUAGE plpgsql STABLE"
     " SET search_path = pg_catalog AS $stamp$BEGIN RETURN (" + _STAMP_SQL + "); END$stamp$"
 )
-_RECHECK_BODY = """DECLARE
+# The constant parts of the recheck, as SQL literals, written once.
+_SIGNATURE_LITERAL = literal(_STAMP_SIGNATURE)
+_CREATE_LITERAL = literal(_CREATE_STAMP_FUNCTION)
+_QUERY_LITERAL = literal(_STAMP_SQL)
+
+
+def _recheck_body(arguments: str, expected: str) -> str:
+    return f"""DECLARE
     stamp text;
 BEGIN
-    IF pg_catalog.to_regprocedure({signature}) IS NULL
-            AND pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY') THEN
-        EXECUTE {create};
-    END IF;
-    IF pg_catalog.to_regprocedure({signature}) IS NULL THEN
-        EXECUTE {query} INTO stamp USING {arguments};
+    IF pg_catalog.to_regprocedure({_SIGNATURE_LITERAL}) IS NOT NULL THEN
+        stamp := {_STAMP_FUNCTION}({arguments});
+    ELSIF pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY') THEN
+        EXECUTE {_CREATE_LITERAL};
+        stamp := {_STAMP_FUNCTION}({arguments});
     ELSE
-        stamp := {function}({arguments});
+        EXECUTE {_QUERY_LITERAL} INTO stamp USING {arguments};
     END IF;
     IF stamp IS DISTINCT FROM {expected} THEN
-        RAISE EXCEPTION USING ERRCODE = '{sqlstate}',
+        RAISE EXCEPTION USING ERRCODE = '{SHAPE_CHANGED_SQLSTATE}',
             MESSAGE = 'tenant changed since the catalog pass';
     END IF;
 END"""
@@ -423,16 +429,7 @@ def recheck_statement(schema: str, shape: Shape, ignored: Sequence[str]) -> str:
             _text_array(shape.enum_types),
         ]
     )
-    body = _RECHECK_BODY.format(
-        signature=literal(_STAMP_SIGNATURE),
-        create=literal(_CREATE_STAMP_FUNCTION),
-        query=literal(_STAMP_SQL),
-        arguments=arguments,
-        function=_STAMP_FUNCTION,
-        expected=literal(shape.stamp),
-        sqlstate=SHAPE_CHANGED_SQLSTATE,
-    )
-    return f"DO {_dollar_quoted(body)}"
+    return f"DO {_dollar_quoted(_recheck_body(arguments, literal(shape.stamp)))}"
 
 
 def _text_array(values: Iterable[str]) -> str:
