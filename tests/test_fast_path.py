@@ -301,10 +301,8 @@ def _run_rechecks(conn: sa.Connection, checks: list[tuple[str, Shape]]) -> list[
     return failed
 
 
-def test_recheck_keeps_one_function_per_connection_across_tenants(
-    database_url: URL, engine: Engine
-) -> None:
-    names = ["a", "b", "c"]
+def _shapes_then_change_b(database_url: URL, engine: Engine, names: list[str]) -> dict[str, Shape]:
+    """Build ``names`` at v1 and take their shapes; then tenant ``b`` changes."""
     make_schemas(engine, names)
     with TenantSync(database_url, model_v1()) as ts:
         assert ts.sync_all().ok
@@ -313,6 +311,14 @@ def test_recheck_keeps_one_function_per_connection_across_tenants(
             conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
         )
         conn.execute(sa.text("ALTER TABLE b.projects ADD COLUMN late int"))
+    return shapes
+
+
+def test_recheck_keeps_one_function_per_connection_across_tenants(
+    database_url: URL, engine: Engine
+) -> None:
+    names = ["a", "b", "c"]
+    shapes = _shapes_then_change_b(database_url, engine, names)
     with engine.connect() as conn:
         # a's recheck makes the function, b's fails (and rolls it back), c's makes it again.
         assert _run_rechecks(conn, [(name, shapes[name]) for name in names]) == ["b"]
@@ -330,15 +336,9 @@ def test_recheck_works_for_a_role_without_the_temporary_privilege(
     database_url: URL, engine: Engine
 ) -> None:
     names = ["a", "b", "no_create"]
-    make_schemas(engine, names)
-    with TenantSync(database_url, model_v1()) as ts:
-        assert ts.sync_all().ok
+    shapes = _shapes_then_change_b(database_url, engine, names)
     role = f"ts_no_temp_{database_url.database}"
     with engine.begin() as conn:
-        shapes = structure_fingerprints(
-            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
-        )
-        conn.execute(sa.text("ALTER TABLE b.projects ADD COLUMN late int"))
         conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
         conn.execute(sa.text(f"REVOKE TEMPORARY ON DATABASE {database_url.database} FROM PUBLIC"))
         conn.execute(sa.text(f"GRANT USAGE, CREATE ON SCHEMA a, b TO {role}"))
