@@ -150,15 +150,20 @@ def _await_pooler(process: subprocess.Popen[bytes], pooler: Pooler) -> None:
 
 # -- what a client of the pooler sees ---------------------------------------------------
 
+# Temporary objects count too, less tenant_sync's own recheck function, which a session
+# keeps on purpose (its plan is kept with it) and no other client can call by accident.
 SESSION_QUERY = (
     "SELECT current_setting('search_path'), current_setting('lock_timeout'),"
     " current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout'),"
-    " (SELECT count(*) FROM pg_prepared_statements), pg_backend_pid()"
+    " (SELECT count(*) FROM pg_prepared_statements)"
+    " + (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())"
+    " + (SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()"
+    "    AND proname NOT LIKE 'tenant\\_sync\\_stamp\\_%'), pg_backend_pid()"
 )
 
 
 def session_state(pooler: Pooler, database_url: URL, clients: int) -> set[tuple[object, ...]]:
-    """Session settings and prepared statements of every server connection of the pool.
+    """Session settings, prepared statements and temporary objects of every server connection.
 
     ``clients`` clients each hold a transaction open at once, so with a pool of that
     many server connections every one of them is looked at.
