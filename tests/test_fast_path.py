@@ -244,17 +244,8 @@ LATE_CHANGES = {
 
 
 def _recheck_passes(engine: Engine, name: str, shape: Shape) -> bool:
-    statement = recheck_statement(name, shape, ignored_tables(SyncOptions()))
     with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(statement)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == SHAPE_CHANGED_SQLSTATE, exc
-            return False
-        finally:
-            conn.rollback()
-    return True
+        return _run_rechecks(conn, [(name, shape)], commit=False) == []
 
 
 def test_recheck_passes_unchanged_tenants_of_every_shape(database_url: URL, engine: Engine) -> None:
@@ -285,15 +276,23 @@ def test_recheck_catches_every_kind_of_change_made_after_the_pass(
     assert _recheck_passes(engine, "untouched", shapes["untouched"])
 
 
-def _run_rechecks(conn: sa.Connection, checks: list[tuple[str, Shape]]) -> list[str]:
-    """Run each tenant's recheck in a transaction of its own on ``conn``; the failures."""
+def _run_rechecks(
+    conn: sa.Connection, checks: list[tuple[str, Shape]], commit: bool = True
+) -> list[str]:
+    """Run each tenant's recheck in a transaction of its own on ``conn``; the failures.
+
+    A recheck that passes is committed, or rolled back if ``commit`` is false.
+    """
     raw = conn.connection.dbapi_connection
     assert raw is not None
     failed = []
     for name, shape in checks:
         try:
             raw.cursor().execute(recheck_statement(name, shape, ignored_tables(SyncOptions())))
-            raw.commit()
+            if commit:
+                raw.commit()
+            else:
+                raw.rollback()
         except psycopg.Error as exc:
             assert exc.sqlstate == SHAPE_CHANGED_SQLSTATE, exc
             raw.rollback()
@@ -319,17 +318,19 @@ def test_recheck_keeps_one_function_per_connection_across_tenants(
 ) -> None:
     names = ["a", "b", "c"]
     shapes = _shapes_then_change_b(database_url, engine, names)
+    count = sa.text(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()"
+        " AND proname LIKE 'tenant_sync_stamp_%'"
+    )
     with engine.connect() as conn:
-        # a's recheck makes the function, b's fails (and rolls it back), c's makes it again.
+        # Made in a transaction that rolls back, the function goes with it...
+        assert _run_rechecks(conn, [("a", shapes["a"])], commit=False) == []
+        gone = conn.execute(count).scalar_one()
+        conn.rollback()
+        # ...and the next recheck makes it again; a's commits it, b's fails, c's uses it.
         assert _run_rechecks(conn, [(name, shapes[name]) for name in names]) == ["b"]
-        assert _run_rechecks(conn, [("a", shapes["a"])]) == []
-        kept = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()"
-                " AND proname LIKE 'tenant_sync_stamp_%'"
-            )
-        ).scalar_one()
-    assert kept == 1
+        kept = conn.execute(count).scalar_one()
+    assert (gone, kept) == (0, 1)
 
 
 def test_recheck_works_for_a_role_without_the_temporary_privilege(
