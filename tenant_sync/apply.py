@@ -19,19 +19,11 @@ from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType
 from sqlalchemy.engine import Connection
 
-from .describe import describe
+from .describe import describe_operation
+from .failures import OperationFailed
 from .plan import Plan
 
-__all__ = ["OperationFailed", "apply_plan", "render_plan"]
-
-
-class OperationFailed(Exception):
-    """One operation of a plan failed; wraps the database error with the operation's words."""
-
-    def __init__(self, description: str, cause: BaseException) -> None:
-        super().__init__(f"{description}: {cause}")
-        self.description = description
-        self.cause = cause
+__all__ = ["apply_plan", "render_plan"]
 
 
 def apply_plan(conn: Connection, plan: Plan) -> list[str]:
@@ -62,7 +54,7 @@ def _run(operations: Operations, plan: Plan, existing_enums: set[str]) -> None:
         try:
             operations.invoke(op)
         except sa.exc.DBAPIError as exc:
-            raise OperationFailed(describe(op), exc) from exc
+            raise OperationFailed(describe_operation(op), exc) from exc
 
 
 def _create_missing_enums(operations: Operations, plan: Plan, existing: set[str]) -> None:

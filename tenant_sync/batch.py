@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .engine import unprepared
 
-__all__ = ["execute_batch", "run_transaction", "sqlstate"]
+__all__ = ["execute_batch", "run_transaction"]
 
 
 def execute_batch(conn: Connection, statements: Sequence[str]) -> None:
@@ -40,11 +40,6 @@ def run_transaction(engine: Engine, statements: Sequence[str]) -> None:
             if not exc.connection_invalidated:
                 _execute(conn, "ROLLBACK")
             raise
-
-
-def sqlstate(exc: sa.exc.DBAPIError) -> str | None:
-    """The SQLSTATE of a database error, or None (a lost connection has none)."""
-    return getattr(exc.orig, "sqlstate", None)
 
 
 def _execute(conn: Connection, sql: str) -> None:

@@ -1,5 +1,7 @@
 """The ``tenant-sync`` command: a thin layer over :class:`~tenant_sync.TenantSync`.
 
+Also run as ``python -m tenant_sync``.
+
 ::
 
     tenant-sync sync   --url URL --model myapp.models:Base [--tenants 'tenant_%'] [--report r.json]
@@ -33,11 +35,11 @@ from .demo import DEMO_TENANTS, demo_server, format_demo, run_demo
 from .discovery import list_tenants
 from .engine import connect, make_engine
 from .errors import ConfigurationError, TenantSyncError
-from .html import write_html
 from .logs import add_shared_log_file
-from .progress import LiveProgress, ProgressLogHandler
+from .output.html import write_html
+from .output.progress import LiveProgress, ProgressLogHandler
+from .output.summary import format_summary
 from .report import SyncReport, TenantResult
-from .summary import format_summary
 
 __all__ = ["URL_ENVIRONMENT_VARIABLE", "main"]
 
@@ -81,9 +83,6 @@ def _sync(args: argparse.Namespace, progress: LiveProgress | None) -> int:
     dry_run = args.dry_run or args.name == "plan"
     metadata = _load_model(args.model)
     _add_log_file(args.log_file)
-    options: dict[str, Any] = {"retries": args.retries, "verify": args.verify}
-    if args.statement_timeout is not None:
-        options["statement_timeout"] = args.statement_timeout
     interrupted = False
     with TenantSync(
         _url(args),
@@ -92,8 +91,10 @@ def _sync(args: argparse.Namespace, progress: LiveProgress | None) -> int:
         workers=args.workers,
         allow_destructive=args.allow_destructive,
         lock_timeout=args.lock_timeout,
+        statement_timeout=args.statement_timeout,
+        retries=args.retries,
+        verify=args.verify,
         on_result=progress,
-        **options,
     ) as ts:
         if progress is not None:
             progress.start(len(ts.list_tenants()))

@@ -1,8 +1,9 @@
-"""The :class:`TenantSync` facade: list tenants, sync them in worker threads, gather a report.
+"""The :class:`TenantSync` facade: discover, plan by shape, settle, run the rest, report.
 
-This is the only module that starts threads.  Workers get an immutable
-:class:`~tenant_sync.tenant.TenantJob` and return a TenantResult; results are
-gathered, logged and passed to ``on_result`` in the calling thread.
+Workers (threads of the pool made here; the catalog pass reads its chunks on a few
+more) get an immutable :class:`~tenant_sync.tenant.TenantJob` and return a
+TenantResult; results are gathered, logged and passed to ``on_result`` in the calling
+thread.
 """
 
 from __future__ import annotations
@@ -13,36 +14,26 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from .discovery import TenantsSpec, check_tenant_names, list_tenants
-from .engine import connect, describe_url, make_engine
-from .fingerprint import Shape, structure_fingerprints
-from .locking import set_up_session
+from .engine import connect, make_engine, masked_url
+from .fastpath.by_shape import TenantShapes, plan_by_shape
+from .fastpath.signup import SignupCache
 from .model import Model
-from .options import SyncOptions
-from .plan import ignored_tables
-from .report import SyncReport, TenantResult
-from .shapes import ShapePlan, group_by_shape, known_match, plan_shape, record_match
-from .signup import SignupPlan
-from .tenant import TenantJob, describe_error, sync_one
+from .options import DEFAULT_VERSION_TABLE, SyncOptions
+from .output.progress import ProgressLog
+from .report import Drift, SyncReport, TenantResult
+from .tenant import TenantJob, sync_one
 
 __all__ = ["TenantSync"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds between progress lines in the log during a long run.
-PROGRESS_INTERVAL_S = 5.0
-
-#: Fewest tenants per chunk of the catalog pass; bigger runs read up to ``workers`` chunks at once.
-SHAPE_CHUNK_MIN = 500
 
 
 class TenantSync:
@@ -53,16 +44,23 @@ class TenantSync:
     :param metadata: the model: a :class:`~sqlalchemy.schema.MetaData` or declarative base.
         Tables with ``schema=None`` go into every tenant; tables with a schema are shared.
     :param tenants: which schemas are tenants: None (every non-system schema), a SQL LIKE
-        pattern such as ``"tenant_%"``, a list of names, or a callable that gets a
+        pattern such as ``"tenant\\_%"``, a list of names, or a callable that gets a
         connection and returns names.
     :param workers: tenants synced at once, each on its own connection and transaction.
     :param allow_destructive: apply drops and type changes; by default they are withheld
         and listed in each result's ``withheld``.
     :param lock_timeout: seconds a tenant waits for a lock before it fails.
+    :param statement_timeout: seconds any one statement may run before its tenant fails;
+        None (the default) for no limit.
+    :param retries: extra attempts for a tenant that failed on a transient error
+        (connection lost, deadlock, lock timeout, serialization failure).
+    :param retry_backoff: seconds before a tenant's first retry; doubled for each next one.
+    :param version_table: the table in each tenant that records the fingerprint of the
+        model it was last synced to.
+    :param verify: compare every tenant with the model one by one (Alembic autogenerate
+        per tenant) instead of once per distinct structure, and build every signup by a
+        comparison instead of from the first signup's plan.  Slower; the result is the same.
     :param on_result: called in the calling thread with each TenantResult as it finishes.
-
-    Other keyword arguments (``statement_timeout``, ``retries``, ``retry_backoff``,
-    ``version_table``) are those of :class:`~tenant_sync.options.SyncOptions`.
 
     Configuration and connection problems raise
     :class:`~tenant_sync.errors.TenantSyncError`; a tenant's failure never raises, it is
@@ -79,29 +77,37 @@ class TenantSync:
         engine_or_url: Engine | URL | str,
         metadata: Any,
         tenants: TenantsSpec = None,
+        *,
         workers: int = 4,
         allow_destructive: bool = False,
         lock_timeout: float = 5.0,
-        *,
+        statement_timeout: float | None = None,
+        retries: int = 2,
+        retry_backoff: float = 0.2,
+        version_table: str = DEFAULT_VERSION_TABLE,
+        verify: bool = False,
         on_result: Callable[[TenantResult], object] | None = None,
-        **options: Any,
     ) -> None:
         self.options = SyncOptions(
             workers=workers,
             allow_destructive=allow_destructive,
             lock_timeout=lock_timeout,
-            **options,
+            statement_timeout=statement_timeout,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            version_table=version_table,
+            verify=verify,
         )
         self.model = Model(metadata)
         self.tenants = tenants
         self.on_result = on_result
         self.engine, self._owns_engine = make_engine(engine_or_url, workers)
         self._cancel = threading.Event()
-        self._signup_plan = SignupPlan()
+        self._signup_cache = SignupCache()
         self.last_report: SyncReport | None = None
 
     def __repr__(self) -> str:
-        return f"<TenantSync {describe_url(self.engine.url)} workers={self.options.workers}>"
+        return f"<TenantSync {masked_url(self.engine.url)} workers={self.options.workers}>"
 
     def list_tenants(self) -> list[str]:
         """Return the tenant schema names, as selected by ``tenants``.
@@ -125,14 +131,15 @@ class TenantSync:
         Unless ``verify=True``, tenants are grouped by the fingerprint of their
         structure, read for all of them in one pass over the catalog: each distinct
         shape is compared with the model once, tenants already matching it are
-        reported ``unchanged`` at once, and the others apply their shape's SQL after
-        re-checking under their own lock that they are as the pass saw them.
+        reported ``unchanged`` at once, and the others apply their shape's SQL in one
+        round trip, after re-checking under their own lock that they are as the pass
+        saw them (see :mod:`tenant_sync.fastpath`).
         """
         self._cancel.clear()
         started = time.monotonic()
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
-        names = self._discover()
+        names = self.list_tenants()
         # Filled as results come in, so that the report is complete even when Ctrl-C
         # is re-raised from the middle of the run.
         results: dict[str, TenantResult] = {}
@@ -140,46 +147,36 @@ class TenantSync:
             if not names:
                 report.note = f"no tenant schema matched {self.tenants!r}"
                 log.warning("no tenants to sync: %s", report.note)
-            progress = _Progress(len(names), started)
+            progress = ProgressLog(len(names), started)
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
-                plans, shapes = self._plan(pool, names, record=not dry_run)
+                shapes = self._plan_by_shape(pool, names, record=not dry_run)
                 jobs = []
                 for name in names:
-                    job = TenantJob(
-                        name,
-                        self.model,
-                        self.options,
-                        dry_run=dry_run,
-                        cancel=self._cancel,
-                        shape_plan=plans.get(name),
-                        shape=shapes.get(name),
-                    )
-                    known = _result_from_plan(job)
-                    if known is None:
-                        jobs.append(job)
-                    else:
-                        results[name] = known
-                        self._collect(known, progress)
+                    settled = shapes.settled(name, dry_run)
+                    if settled is not None:
+                        results[name] = settled
+                        self._collect(settled, progress)
+                        continue
+                    trip = None if dry_run else shapes.round_trip(name, self.model)
+                    jobs.append(self._job(name, dry_run=dry_run, trip=trip))
                 self._run_jobs(pool, jobs, results, progress)
         finally:
             report.results = [results.get(name) or _not_started(name) for name in names]
             self._finish(report, started)
         return report
 
-    def drift(self) -> list[ShapePlan]:
+    def drift(self) -> list[Drift]:
         """List, without changing anything, how tenants deviate from the model.
 
-        Returns one :class:`~tenant_sync.shapes.ShapePlan` per distinct structure that
-        differs from the model: its tenants, the operations a sync would run and the
+        Returns one :class:`~tenant_sync.Drift` per distinct structure that differs
+        from the model: its tenants, the operations a sync would run and the
         destructive changes it would withhold.  Tenants that match are left out.
         """
-        names = self._discover()
+        names = self.list_tenants()
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            plans, _ = self._plan(pool, names, record=False)
-        distinct = {id(plan): plan for plan in plans.values()}
-        return [plan for plan in distinct.values() if not plan.matches_model]
+            return self._plan_by_shape(pool, names, record=False).drifts()
 
     def sync_tenant(self, schema: str, create: bool = True, dry_run: bool = False) -> TenantResult:
         """Sync one tenant in the calling thread, creating its schema first if ``create``.
@@ -191,17 +188,14 @@ class TenantSync:
 
         The first signup compares its empty schema with the model; later ones build
         from that plan in one round trip, without reflecting the catalog (see
-        :mod:`tenant_sync.signup`), unless ``verify=True``.
+        :mod:`tenant_sync.fastpath.signup`), unless ``verify=True``.
         """
         check_tenant_names([schema], self.model.shared_schemas)
-        job = TenantJob(
-            schema,
-            self.model,
-            self.options,
-            create=create,
-            dry_run=dry_run,
-            signup_plan=None if self.options.verify else self._signup_plan,
-        )
+        cache = None if self.options.verify else self._signup_cache
+        trip = None
+        if create and cache is not None and not dry_run:
+            trip = cache.round_trip(schema, self.model.fingerprint)
+        job = self._job(schema, dry_run=dry_run, trip=trip, create=create, signup_cache=cache)
         result = sync_one(self.engine, job)
         _log_result(result)
         return result
@@ -226,123 +220,31 @@ class TenantSync:
     ) -> None:
         self.close()
 
-    def _discover(self) -> list[str]:
-        """List the tenants (errors reach the caller: there is no run without them)."""
-        with connect(self.engine) as conn, conn.begin():
-            return list_tenants(conn, self.tenants, self.model.shared_schemas)
+    def _job(self, schema: str, **fields: Any) -> TenantJob:
+        return TenantJob(schema, self.model, self.options, cancel=self._cancel, **fields)
 
-    def _plan(
+    def _plan_by_shape(
         self, pool: ThreadPoolExecutor, names: list[str], record: bool
-    ) -> tuple[dict[str, ShapePlan], dict[str, Shape]]:
-        """Every tenant's shape and its shape's plan (none with ``verify``).
-
-        The first tenant is compared with the model while the catalog pass runs (unless
-        its shape is recorded as matching): most often all tenants share its shape, and
-        the comparison, whose reflection scans the whole catalog, is then out of the
-        way when the pass ends.
-        """
-        if self.options.verify or not names:
-            return {}, {}
-        first = pool.submit(plan_shape, self.engine, names[0], [], self.model, self.options)
-        shapes = self._read_shapes(names)
-        return self._plan_shapes(pool, names, shapes, record, first), shapes
-
-    def _read_shapes(self, names: list[str]) -> dict[str, Shape]:
-        """Every tenant's shape, read in a few chunks at once on the workers' connections.
-
-        One query per chunk keeps the pass linear and lets the server use more than one
-        core; one connection is left to the first tenant's comparison, which runs
-        meanwhile.  A chunk whose query fails is left out: its tenants are then compared
-        one by one, and each reports its own error.
-        """
-        if not names:
-            return {}
-        usable = max(1, self._usable_workers() - 1)
-        count = max(1, min(usable, len(names) // SHAPE_CHUNK_MIN))
-        chunks = [names[i::count] for i in range(count)]
-        shapes: dict[str, Shape] = {}
-        with ThreadPoolExecutor(count, thread_name_prefix="tenant_sync") as pool:
-            for chunk_shapes in pool.map(self._read_chunk_shapes, chunks):
-                shapes.update(chunk_shapes)
-        return shapes
-
-    def _read_chunk_shapes(self, names: list[str]) -> dict[str, Shape]:
-        with connect(self.engine) as conn, conn.begin():
-            set_up_session(conn, "pg_catalog", self.options.lock_timeout, None)
-            try:
-                return structure_fingerprints(
-                    conn, names, ignored_tables(self.options), self.options.version_table
-                )
-            except DBAPIError as exc:
-                log.warning(
-                    "reading the structure of %d tenants failed, comparing them one by one: %s",
-                    len(names),
-                    describe_error(exc),
-                )
-                return {}
-
-    def _plan_shapes(
-        self,
-        pool: ThreadPoolExecutor,
-        names: list[str],
-        shapes: dict[str, Shape],
-        record: bool,
-        first: Future[ShapePlan],
-    ) -> dict[str, ShapePlan]:
-        """Compare one representative per shape with the model; map each tenant to its plan.
-
-        ``first`` is the plan of the first tenant's shape, begun before the pass.  A shape
-        recorded as matching the model needs no comparison.  With ``record``, a shape
-        found to match is recorded, so that the next run needs none either.  A shape
-        whose comparison fails is left out: its tenants are then synced one by one, and
-        each reports its own error.
-        """
-        groups = group_by_shape(shapes, names)
-        recorded = {shape.version_comment for shape in shapes.values()}
-        ready = _early_plan(first)
-        plans: dict[str, ShapePlan] = {}
-        futures: dict[Future[ShapePlan], list[str]] = {}
-        found: list[tuple[ShapePlan, list[str]]] = []
-        for tenants in groups.values():
-            shape = shapes[tenants[0]]
-            if known_match(shape, self.model, recorded):
-                plans.update(dict.fromkeys(tenants, ShapePlan.matching(shape, tenants)))
-            elif ready is not None and ready.shape.fingerprint == shape.fingerprint:
-                found.append((replace(ready, tenants=tuple(tenants)), tenants))
-            else:
-                future = pool.submit(
-                    plan_shape, self.engine, tenants[0], tenants, self.model, self.options, shape
-                )
-                futures[future] = tenants
-        for future, tenants in futures.items():
-            try:
-                found.append((future.result(), tenants))
-            except Exception as exc:
-                log.warning(
-                    "comparing %s (shape of %d tenants) failed, syncing them one by one: %s",
-                    tenants[0],
-                    len(tenants),
-                    describe_error(exc),
-                )
-        for plan, tenants in found:
-            plans.update(dict.fromkeys(tenants, plan))
-            if record and plan.matches_model:
-                record_match(self.engine, plan, self.model, self.options)
-        if groups:
-            log.info(
-                "%d tenants in %d distinct shapes (%d compared with the model)",
-                sum(map(len, groups.values())),
-                len(groups),
-                len(futures) + (ready is not None and ready.compared),
-            )
-        return plans
+    ) -> TenantShapes:
+        """Every tenant's shape and its shape's change set; none with ``verify``."""
+        if self.options.verify:
+            return TenantShapes()
+        return plan_by_shape(
+            self.engine,
+            names,
+            self.model,
+            self.options,
+            pool=pool,
+            workers=self._usable_workers(),
+            record=record,
+        )
 
     def _run_jobs(
         self,
         pool: ThreadPoolExecutor,
         jobs: list[TenantJob],
         results: dict[str, TenantResult],
-        progress: _Progress,
+        progress: ProgressLog,
     ) -> None:
         # Each future reports itself on the queue when done, so gathering costs O(1) per
         # tenant (concurrent.futures.wait() rebuilds its sets on every call).
@@ -374,7 +276,7 @@ class TenantSync:
         pending: set[Future[TenantResult]],
         finished: queue.SimpleQueue[Future[TenantResult]],
         results: dict[str, TenantResult],
-        progress: _Progress,
+        progress: ProgressLog,
     ) -> None:
         while pending:
             try:
@@ -392,7 +294,7 @@ class TenantSync:
             self._collect(result, progress)
             progress.maybe_log()
 
-    def _collect(self, result: TenantResult, progress: _Progress) -> None:
+    def _collect(self, result: TenantResult, progress: ProgressLog) -> None:
         _log_result(result)
         progress.add(result)
         if self.on_result is not None:
@@ -422,71 +324,11 @@ class TenantSync:
         log.info("%s", report.summary())
 
 
-class _Progress:
-    """Counts results and logs a progress line every few seconds."""
-
-    def __init__(self, total: int, started: float) -> None:
-        self.total = total
-        self.started = started
-        self.done = 0
-        self.failed = 0
-        self._last_log = started
-
-    def add(self, result: TenantResult) -> None:
-        self.done += 1
-        self.failed += result.status == "failed"
-
-    def maybe_log(self) -> None:
-        now = time.monotonic()
-        if now - self._last_log < PROGRESS_INTERVAL_S or self.done >= self.total:
-            return
-        self._last_log = now
-        elapsed = now - self.started
-        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        log.info(
-            "progress: %d/%d tenants, %d failed, %.0fs elapsed, ETA %.0fs",
-            self.done,
-            self.total,
-            self.failed,
-            elapsed,
-            eta,
-        )
-
-
-def _early_plan(first: Future[ShapePlan]) -> ShapePlan | None:
-    """The first tenant's plan, begun before the pass, or None if it could not be made."""
-    try:
-        return first.result()
-    except Exception as exc:
-        # Its shape is then compared again after the pass, which reports any error.
-        log.debug("comparing the first tenant early failed: %s", describe_error(exc))
-        return None
-
-
 def _not_started(schema: str) -> TenantResult:
     """The result of a tenant the run stopped before (Ctrl-C during the planning phase)."""
     return TenantResult(
         schema, "skipped", error="run interrupted before this tenant started", attempts=0
     )
-
-
-def _result_from_plan(job: TenantJob) -> TenantResult | None:
-    """The result of a tenant its shape's plan settles without touching it, else None."""
-    plan = job.shape_plan
-    if plan is None:
-        return None
-    if plan.up_to_date:
-        return TenantResult(job.schema, "unchanged", withheld=list(plan.withheld), attempts=0)
-    if job.dry_run:
-        return TenantResult(
-            job.schema,
-            "planned",
-            operations=list(plan.operations),
-            sql=list(plan.sql),
-            withheld=list(plan.withheld),
-            attempts=0,
-        )
-    return None
 
 
 def _log_result(result: TenantResult) -> None:

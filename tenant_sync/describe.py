@@ -7,13 +7,13 @@ from typing import Any
 from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["describe"]
+__all__ = ["describe_operation"]
 
 # A private dialect instance, only for rendering type names; the engine's is never touched.
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
-def describe(op: ops.MigrateOperation) -> str:
+def describe_operation(op: ops.MigrateOperation) -> str:
     """Describe one leaf operation in a short line."""
     if isinstance(op, ops.CreateTableOp):
         return f"create table {op.table_name}"

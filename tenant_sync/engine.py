@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .errors import ConfigurationError, DatabaseConnectionError
 
-__all__ = ["connect", "describe_url", "make_engine", "unprepared"]
+__all__ = ["connect", "make_engine", "masked_url", "unprepared"]
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,11 @@ def make_engine(engine_or_url: Engine | URL | str, workers: int) -> tuple[Engine
             connect_args=connect_args,
         )
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigurationError(f"invalid database URL {describe_url(url)}: {exc}") from exc
+        raise ConfigurationError(f"invalid database URL {masked_url(url)}: {exc}") from exc
     return engine, True
 
 
-def describe_url(url: URL | str) -> str:
+def masked_url(url: URL | str) -> str:
     """Render a URL for messages and logs, with the password masked."""
     if isinstance(url, str):
         try:
@@ -120,8 +120,7 @@ def _parse_url(value: URL | str) -> URL:
 def _check_postgresql(url: URL) -> None:
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise ConfigurationError(
-            f"tenant_sync needs PostgreSQL, got a {url.get_backend_name()!r} URL: "
-            f"{describe_url(url)}"
+            f"tenant_sync needs PostgreSQL, got a {url.get_backend_name()!r} URL: {masked_url(url)}"
         )
 
 

@@ -1,4 +1,4 @@
-"""Frozen, validated settings of a sync run."""
+"""Frozen, validated settings of a sync run (internal: TenantSync takes them as parameters)."""
 
 from __future__ import annotations
 
@@ -15,23 +15,10 @@ DEFAULT_VERSION_TABLE = "tenant_sync_version"
 
 @dataclass(frozen=True)
 class SyncOptions:
-    """How a run behaves; shared read-only by every worker thread.
+    """How a run behaves: :class:`~tenant_sync.TenantSync`'s options, validated.
 
-    :param workers: number of tenants synced at once, each on its own connection.
-    :param allow_destructive: apply changes that can lose data (drop table, drop
-        column, column type change); by default they are withheld and reported.
-    :param lock_timeout: seconds a tenant waits for any lock before it fails.
-    :param statement_timeout: seconds any one statement may run before the
-        tenant fails; ``None`` for no limit.
-    :param retries: extra attempts for a tenant that failed on a transient error
-        (connection lost, deadlock, lock timeout, serialization failure).
-    :param retry_backoff: seconds before the first retry; doubled for each next one.
-    :param version_table: name of the table in each tenant that records the
-        fingerprint of the model it was last synced to.
-    :param verify: compare every tenant with the model one by one (Alembic autogenerate
-        per tenant) instead of once per distinct tenant structure, and every signup
-        instead of building it from the first signup's plan.  Slower; the result is the
-        same.
+    Each field is the TenantSync parameter of the same name, documented there.  Frozen,
+    and shared read-only by every worker thread.
     """
 
     workers: int = 4

@@ -15,7 +15,7 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from .describe import describe
+from .describe import describe_operation
 from .model import Model
 from .options import SyncOptions
 
@@ -42,12 +42,12 @@ class Plan:
     @property
     def descriptions(self) -> list[str]:
         """The operations to run, in words."""
-        return [describe(op) for op in self.operations]
+        return [describe_operation(op) for op in self.operations]
 
     @property
     def withheld_descriptions(self) -> list[str]:
         """The withheld operations, in words."""
-        return [describe(op) for op in self.withheld]
+        return [describe_operation(op) for op in self.withheld]
 
 
 def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOptions) -> Plan:

@@ -1,4 +1,8 @@
-"""The results of a run: one :class:`TenantResult` per tenant, gathered in a :class:`SyncReport`."""
+"""The results of a run: one :class:`TenantResult` per tenant, gathered in a :class:`SyncReport`.
+
+:class:`Drift` is what :meth:`~tenant_sync.TenantSync.drift` returns: how one group of
+tenants with the same structure differs from the model.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["REPORT_FORMAT_VERSION", "STATUSES", "Status", "SyncReport", "TenantResult"]
+__all__ = ["REPORT_FORMAT_VERSION", "STATUSES", "Drift", "Status", "SyncReport", "TenantResult"]
 
 #: Bumped whenever the JSON form of a report changes incompatibly.
 REPORT_FORMAT_VERSION = 1
@@ -54,6 +58,22 @@ class TenantResult:
     def from_dict(cls, data: dict[str, Any]) -> TenantResult:
         """Rebuild a result from :meth:`to_dict` output."""
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How tenants of one structure differ from the model, and what a sync would do.
+
+    :ivar tenants: the tenants of that structure.
+    :ivar operations: what a sync would run in each, in words.
+    :ivar withheld: destructive changes a sync would withhold, in words.
+    :ivar sql: the SQL a sync would run in each.
+    """
+
+    tenants: tuple[str, ...]
+    operations: tuple[str, ...]
+    withheld: tuple[str, ...]
+    sql: tuple[str, ...]
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from tenant_sync.embedded import EmbeddedPostgres, embedded_available, server_answers
+from tenant_sync.demo.embedded import EmbeddedPostgres, embedded_available, server_answers
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 _embedded: EmbeddedPostgres | None = None

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from conftest import server_url
 from sqlalchemy.engine import Engine
 
-from tenant_sync.embedded import embedded_available
+from tenant_sync.demo.embedded import embedded_available
 
 DEMO_SUMMARY = re.compile(r"^Sync of 5 tenants in .*\n  migrated +5$", re.MULTILINE)
 
@@ -109,7 +109,7 @@ def test_demo_with_a_url_uses_that_server_and_drops_its_database(
 def test_demo_without_url_or_embedded_extra_is_one_line_error(tmp_path: Path) -> None:
     # As on a machine without the extra: the wheel's package name is not found.
     code = (
-        "import sys; from tenant_sync import embedded;"
+        "import sys; from tenant_sync.demo import embedded;"
         " embedded._WHEEL_PACKAGE = 'tenant_sync_no_such_wheel';"
         " from tenant_sync.cli import main; sys.exit(main(['demo']))"
     )

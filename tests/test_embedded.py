@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tenant_sync import embedded
-from tenant_sync.embedded import (
+from tenant_sync.demo import embedded
+from tenant_sync.demo.embedded import (
     EmbeddedPostgres,
     EmbeddedServerError,
     embedded_available,
@@ -34,9 +34,9 @@ needs_proc = pytest.mark.skipif(
 # Started in a child Python, which the tests then kill with SIGKILL.
 _CHILD = """
 import sys
-from tenant_sync import embedded
+from tenant_sync.demo import embedded, processes
 if sys.argv[1] == "no-parent-death-signal":
-    embedded._prctl = None  # as on a system without one, e.g. macOS
+    processes._prctl = None  # as on a system without one, e.g. macOS
 server = embedded.EmbeddedPostgres()
 server.start()
 print(server.pid, server.directory, flush=True)

@@ -13,16 +13,13 @@ from helpers import columns, make_schemas
 from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
-from tenant_sync import SyncOptions, TenantSync
-from tenant_sync.fingerprint import (
-    SHAPE_CHANGED_SQLSTATE,
-    Shape,
-    recheck_statement,
-    structure_fingerprints,
-)
+from tenant_sync import TenantSync
+from tenant_sync.failures import SHAPE_CHANGED
+from tenant_sync.fastpath.catalog import Shape, read_shapes, recheck_statement
+from tenant_sync.fastpath.shapes import ShapeChanged, plan_shape
 from tenant_sync.model import Model
+from tenant_sync.options import SyncOptions
 from tenant_sync.plan import ignored_tables
-from tenant_sync.shapes import ShapeChanged, plan_shape
 from tenant_sync.tenant import TenantJob, sync_one
 
 # Each drift is SQL run in one tenant ({t} is the quoted schema).
@@ -130,20 +127,19 @@ def test_tenant_that_changed_after_the_catalog_pass_is_compared_alone(
     model = Model(model_v2())
     options = SyncOptions()
     with engine.begin() as conn:
-        shapes = structure_fingerprints(
+        shapes = read_shapes(
             conn,
             ["first", "second"],
             ["alembic_version", "tenant_sync_version"],
             options.version_table,
         )
-    shared = plan_shape(engine, "first", ["first", "second"], model, options, shapes["first"])
+    shared = plan_shape(engine, "first", model, options, shapes["first"])
     # "second" drifts after the pass: the shared plan no longer fits it.
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE second.projects ADD COLUMN description text"))
 
-    result = sync_one(
-        engine, TenantJob("second", model, options, shape_plan=shared, shape=shapes["second"])
-    )
+    trip = shared.round_trip("second", shapes["second"], model.fingerprint)
+    result = sync_one(engine, TenantJob("second", model, options, trip=trip))
 
     assert result.status == "migrated", result.error
     assert "add column projects.description TEXT" in shared.operations
@@ -159,16 +155,14 @@ def test_a_representative_that_changed_after_the_pass_plans_nothing_for_its_shap
         ts.sync_all()
     options = SyncOptions()
     with engine.begin() as conn:
-        shapes = structure_fingerprints(
+        shapes = read_shapes(
             conn, ["first"], ["alembic_version", "tenant_sync_version"], options.version_table
         )
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE first.projects ADD COLUMN description text"))
 
     with pytest.raises(ShapeChanged, match="first changed since the catalog pass"):
-        plan_shape(
-            engine, "first", ["first", "second"], Model(model_v2()), options, shapes["first"]
-        )
+        plan_shape(engine, "first", Model(model_v2()), options, shapes["first"])
 
 
 def test_verify_option_forces_the_per_tenant_comparison(database_url: URL, engine: Engine) -> None:
@@ -251,9 +245,7 @@ def _recheck_passes(engine: Engine, name: str, shape: Shape) -> bool:
 def test_recheck_passes_unchanged_tenants_of_every_shape(database_url: URL, engine: Engine) -> None:
     names = build_drifted_tenants(database_url, engine, seed=3)
     with engine.begin() as conn:
-        shapes = structure_fingerprints(
-            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
-        )
+        shapes = read_shapes(conn, names, ignored_tables(SyncOptions()), "tenant_sync_version")
     assert len({shape.fingerprint for shape in shapes.values()}) > 3
     assert [name for name in names if not _recheck_passes(engine, name, shapes[name])] == []
 
@@ -266,9 +258,7 @@ def test_recheck_catches_every_kind_of_change_made_after_the_pass(
     with TenantSync(database_url, model_v1(), workers=4) as ts:
         assert ts.sync_all().ok
     with engine.begin() as conn:
-        shapes = structure_fingerprints(
-            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
-        )
+        shapes = read_shapes(conn, names, ignored_tables(SyncOptions()), "tenant_sync_version")
     for name, (kind, change) in zip(names, LATE_CHANGES.items(), strict=False):
         with engine.begin() as conn:
             conn.execute(sa.text(change.format(t=name)))
@@ -294,7 +284,7 @@ def _run_rechecks(
             else:
                 raw.rollback()
         except psycopg.Error as exc:
-            assert exc.sqlstate == SHAPE_CHANGED_SQLSTATE, exc
+            assert exc.sqlstate == SHAPE_CHANGED, exc
             raw.rollback()
             failed.append(name)
     return failed
@@ -306,9 +296,7 @@ def _shapes_then_change_b(database_url: URL, engine: Engine, names: list[str]) -
     with TenantSync(database_url, model_v1()) as ts:
         assert ts.sync_all().ok
     with engine.begin() as conn:
-        shapes = structure_fingerprints(
-            conn, names, ignored_tables(SyncOptions()), "tenant_sync_version"
-        )
+        shapes = read_shapes(conn, names, ignored_tables(SyncOptions()), "tenant_sync_version")
         conn.execute(sa.text("ALTER TABLE b.projects ADD COLUMN late int"))
     return shapes
 

@@ -17,7 +17,7 @@ from models import model_v1
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import TenantResult, TenantSync
-from tenant_sync.progress import LiveProgress, ProgressLogHandler, render_progress
+from tenant_sync.output.progress import LiveProgress, ProgressLogHandler, render_progress
 from tenant_sync.report import Status
 
 TESTS = Path(__file__).resolve().parent

@@ -11,7 +11,7 @@ from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import TenantSync
-from tenant_sync.locking import literal
+from tenant_sync.sql import literal
 
 HOSTILE = [
     "with space",

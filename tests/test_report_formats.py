@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from browser import DevTools, dump_dom, find_chromium, screenshot
 
-from tenant_sync.html import render_html, write_html
+from tenant_sync.output.html import render_html, write_html
+from tenant_sync.output.summary import format_summary, withheld_counts
 from tenant_sync.report import REPORT_FORMAT_VERSION, SyncReport, TenantResult
-from tenant_sync.summary import format_summary, withheld_counts
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 

@@ -20,7 +20,7 @@ from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import TenantSync
-from tenant_sync.locking import LOCK_NAMESPACE
+from tenant_sync.session import LOCK_NAMESPACE
 
 #: The script that runs a sync to model v2 in a process of its own.
 SYNC_SCRIPT = Path(__file__).with_name("faults_sync.py")

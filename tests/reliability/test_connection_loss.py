@@ -24,7 +24,7 @@ from models import model_v2
 from sqlalchemy.engine import URL, Connection, Engine
 
 from tenant_sync import SyncReport, TenantSync
-from tenant_sync.locking import LOCK_NAMESPACE
+from tenant_sync.session import LOCK_NAMESPACE
 
 NAMES = tenant_names(6)
 VICTIM = NAMES[2]

@@ -1,4 +1,4 @@
-"""Per-tenant session set-up: timeouts, search_path, the advisory lock, quoting.
+"""Per-tenant session set-up: timeouts, search_path, the advisory lock, schema access.
 
 All session state is set with ``set_config(..., is_local => true)`` (the function
 form of ``SET LOCAL``), so it ends with the tenant's transaction and never leaks
@@ -13,41 +13,19 @@ import zlib
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .sql import literal, quote
+
 __all__ = [
     "LOCK_NAMESPACE",
     "SchemaAccessDenied",
     "check_schema_access",
-    "literal",
     "lock_statement",
     "lock_tenant",
-    "quote",
     "set_up_session",
 ]
 
 #: First key of tenant_sync's two-key advisory locks; the second is the schema's hash.
 LOCK_NAMESPACE = zlib.crc32(b"tenant_sync") & 0x7FFFFFFF
-
-
-def quote(name: str) -> str:
-    """Quote ``name`` as a PostgreSQL identifier, always, whatever it contains.
-
-    Plain SQL: unlike SQLAlchemy's preparer, ``%`` is not doubled, so the result is
-    right both as a bound value and in SQL sent without parameters.
-    """
-    if "\x00" in name:
-        raise ValueError("PostgreSQL identifiers cannot contain NUL characters")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    """``value`` as a PostgreSQL string literal, for SQL sent without parameters.
-
-    The ``E''`` form reads backslashes as escapes whatever ``standard_conforming_strings``
-    says, so doubling them (and the quotes) is exact.
-    """
-    if "\x00" in value:
-        raise ValueError("PostgreSQL text cannot contain NUL characters")
-    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def set_up_session(

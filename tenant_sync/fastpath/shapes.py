@@ -1,9 +1,9 @@
-"""Plan once per distinct tenant shape instead of once per tenant.
+"""Compare one tenant per distinct shape with the model: its :class:`ChangeSet`.
 
-Tenants with the same structure fingerprint (see :mod:`tenant_sync.fingerprint`) need
-the same operations, so Alembic autogenerate runs on one representative of each shape,
-read-only, and its plan (operations in words, the rendered SQL, withheld changes) is
-shared by every tenant of that shape.  Each tenant still applies it in its own
+Tenants with the same structure fingerprint (see :mod:`tenant_sync.fastpath.catalog`)
+need the same operations, so Alembic autogenerate runs on one representative of each
+shape, read-only, and its change set (operations in words, the rendered SQL, withheld
+changes) is shared by every tenant of that shape.  Each tenant still applies it in its own
 transaction, after re-checking under its own lock that it is as the pass saw it.
 
 A shape found to match the model exactly is remembered in the database, in a comment
@@ -23,22 +23,24 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-import alembic
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .apply import render_plan
-from .batch import execute_batch
-from .engine import unprepared
-from .fingerprint import Shape, structure_fingerprints
-from .locking import check_schema_access, literal, lock_tenant, quote, set_up_session
-from .model import Model
-from .options import SyncOptions
-from .plan import ignored_tables, plan_tenant
+from ..apply import render_plan
+from ..batch import execute_batch
+from ..engine import unprepared
+from ..model import Model
+from ..options import SyncOptions
+from ..plan import ignored_tables, plan_tenant
+from ..session import check_schema_access, lock_tenant, set_up_session
+from ..sql import literal, quote
+from ..versions import library_versions
+from .catalog import Shape, read_shapes
+from .round_trip import RoundTrip
 
 __all__ = [
+    "ChangeSet",
     "ShapeChanged",
-    "ShapePlan",
     "group_by_shape",
     "known_match",
     "match_key",
@@ -57,7 +59,7 @@ _MATCH_FORMAT = "1"
 
 
 @dataclass(frozen=True)
-class ShapePlan:
+class ChangeSet:
     """What every tenant of one shape needs, planned on one representative tenant."""
 
     shape: Shape
@@ -65,15 +67,13 @@ class ShapePlan:
     operations: tuple[str, ...]
     sql: tuple[str, ...]
     withheld: tuple[str, ...]
-    tenants: tuple[str, ...] = field(default=(), compare=False)
-    #: False when the plan comes from a recorded match, without a comparison.
+    #: False when the change set comes from a recorded match, without a comparison.
     compared: bool = field(default=True, compare=False)
 
     @classmethod
-    def matching(cls, shape: Shape, tenants: Iterable[str]) -> ShapePlan:
-        """The plan of a shape recorded as matching the model: nothing to do."""
-        tenants = tuple(tenants)
-        return cls(shape, tenants[0], (), (), (), tenants, compared=False)
+    def matching(cls, shape: Shape, representative: str) -> ChangeSet:
+        """The change set of a shape recorded as matching the model: nothing to do."""
+        return cls(shape, representative, (), (), (), compared=False)
 
     @property
     def up_to_date(self) -> bool:
@@ -84,6 +84,20 @@ class ShapePlan:
     def matches_model(self) -> bool:
         """True when the shape is exactly the model: nothing to apply, nothing withheld."""
         return not self.operations and not self.withheld
+
+    def round_trip(self, schema: str, shape: Shape, fingerprint: str) -> RoundTrip:
+        """The trip that applies this change set to ``schema``, whose own shape is ``shape``.
+
+        The version (``fingerprint``, the model's) is recorded only when nothing is withheld.
+        """
+        return RoundTrip(
+            schema,
+            shape,
+            self.operations,
+            self.sql,
+            self.withheld,
+            version=None if self.withheld else fingerprint,
+        )
 
 
 def group_by_shape(shapes: dict[str, Shape], names: Iterable[str]) -> dict[str, list[str]]:
@@ -103,15 +117,14 @@ class ShapeChanged(Exception):
 def plan_shape(
     engine: Engine,
     representative: str,
-    tenants: list[str],
     model: Model,
     options: SyncOptions,
     expected: Shape | None = None,
-) -> ShapePlan:
+) -> ChangeSet:
     """Diff ``representative`` against the model, read-only, and render the SQL.
 
     The representative's shape is read in the same snapshot as the comparison, so the
-    plan is known to be that shape's: ``expected`` (the shape the catalog pass saw),
+    change set is known to be that shape's: ``expected`` (the shape the catalog pass saw),
     when given, must be it, or ShapeChanged is raised.  A shape recorded as matching
     the model is not compared.  Raises whatever the comparison raises; the caller then
     syncs the shape's tenants one by one, so each reports its own error.
@@ -125,25 +138,24 @@ def plan_shape(
             if expected is not None and shape.fingerprint != expected.fingerprint:
                 raise ShapeChanged(f"{representative} changed since the catalog pass")
             if known_match(shape, model, {shape.version_comment}):
-                return ShapePlan.matching(shape, tenants or [representative])
+                return ChangeSet.matching(shape, representative)
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
             check_schema_access(conn, representative, write=False)
             plan = plan_tenant(conn, representative, model, options)
             sql = render_plan(conn, plan) if plan.operations else []
         finally:
             transaction.rollback()
-    return ShapePlan(
+    return ChangeSet(
         shape=shape,
         representative=representative,
         operations=tuple(plan.descriptions),
         sql=tuple(sql),
         withheld=tuple(plan.withheld_descriptions),
-        tenants=tuple(tenants),
     )
 
 
 def _read_shape(conn: Connection, schema: str, options: SyncOptions) -> Shape:
-    shapes = structure_fingerprints(conn, [schema], ignored_tables(options), options.version_table)
+    shapes = read_shapes(conn, [schema], ignored_tables(options), options.version_table)
     if schema not in shapes:
         raise ShapeChanged(f"{schema} no longer exists")
     return shapes[schema]
@@ -151,15 +163,14 @@ def _read_shape(conn: Connection, schema: str, options: SyncOptions) -> Shape:
 
 def match_key(shape: Shape, model: Model) -> str:
     """The key under which ``shape`` is recorded as matching ``model``."""
-    from . import __version__
-
+    versions = library_versions()
     parts = [
         _MATCH_FORMAT,
         shape.fingerprint,
         model.fingerprint,
-        __version__,
-        alembic.__version__,
-        sa.__version__,
+        versions["tenant_sync"],
+        versions["alembic"],
+        versions["sqlalchemy"],
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
@@ -169,19 +180,21 @@ def known_match(shape: Shape, model: Model, recorded: Collection[str]) -> bool:
     return MATCH_COMMENT_PREFIX + match_key(shape, model) in recorded
 
 
-def record_match(engine: Engine, plan: ShapePlan, model: Model, options: SyncOptions) -> None:
+def record_match(engine: Engine, changes: ChangeSet, model: Model, options: SyncOptions) -> None:
     """Record on the representative's version table that its shape matches the model.
 
     Best effort: the record only saves later runs a comparison, so a failure (the role
     does not own the table, a lock is held) is logged and ignored.
     """
-    if not plan.shape.has_version_table:
+    if not changes.shape.has_version_table:
         return
-    table = f"{quote(plan.representative)}.{quote(options.version_table)}"
-    comment = literal(MATCH_COMMENT_PREFIX + match_key(plan.shape, model))
+    table = f"{quote(changes.representative)}.{quote(options.version_table)}"
+    comment = literal(MATCH_COMMENT_PREFIX + match_key(changes.shape, model))
     try:
         with engine.connect() as conn, unprepared(conn), conn.begin():
-            lock_tenant(conn, plan.representative, options.lock_timeout, options.statement_timeout)
+            lock_tenant(
+                conn, changes.representative, options.lock_timeout, options.statement_timeout
+            )
             execute_batch(conn, [f"COMMENT ON TABLE {table} IS {comment}"])
     except sa.exc.DBAPIError as exc:
-        log.debug("could not record that %s matches the model: %s", plan.representative, exc)
+        log.debug("could not record that %s matches the model: %s", changes.representative, exc)

@@ -2,7 +2,7 @@
 
 ::
 
-    from tenant_sync.summary import format_summary
+    from tenant_sync.output.summary import format_summary
 
     print(format_summary(report, slowest=10, color=sys.stdout.isatty()))
 
@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from .report import STATUSES, SyncReport, TenantResult
+from ..report import STATUSES, SyncReport, TenantResult
 
 __all__ = ["format_duration", "format_summary", "withheld_counts"]
 

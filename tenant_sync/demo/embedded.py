@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -33,17 +32,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from .errors import ConfigurationError, TenantSyncError
+from ..errors import ConfigurationError, TenantSyncError
+from .processes import kill_group, parent_death_signal, pid_alive, shut_down, unix_socket_answers
 
 __all__ = ["EmbeddedPostgres", "EmbeddedServerError", "embedded_available", "server_answers"]
 
@@ -62,7 +60,6 @@ _MAX_SOCKET_PATH = 103
 _POLL_S = 0.02
 _STOP_TIMEOUT_S = 10.0
 _SWEEP_TIMEOUT_S = 5.0
-_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedServerError(TenantSyncError):
@@ -177,7 +174,7 @@ class EmbeddedPostgres:
         self._process = self._directory = None
         atexit.unregister(self.stop)
         if process is not None:
-            _shut_down(process)
+            shut_down(process, _STOP_TIMEOUT_S)
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -272,7 +269,7 @@ def _run_initdb(bin_dir: Path, directory: Path, account: _Account | None, deadli
     try:
         returncode = process.wait(max(deadline - time.monotonic(), _POLL_S))
     except BaseException as exc:
-        _kill_group(process)
+        kill_group(process, _STOP_TIMEOUT_S)
         if isinstance(exc, subprocess.TimeoutExpired):
             raise EmbeddedServerError(
                 "initdb did not finish in time: try a larger timeout_s"
@@ -307,41 +304,11 @@ def _child_options(directory: Path, account: _Account | None) -> dict[str, Any]:
         # Its own session: Ctrl-C in a terminal reaches Python, which stops the
         # server in order, and stop() can kill the server's processes as a group.
         "start_new_session": True,
-        "preexec_fn": _parent_death_signal(os.getpid()),
+        "preexec_fn": parent_death_signal(os.getpid()),
     }
     if account is not None:
         options.update(user=account.uid, group=account.gid, extra_groups=[])
     return options
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-# Looked up once, here: the child of a fork should run as little Python as it can.
-_prctl = _load_prctl()
-
-
-def _parent_death_signal(parent_pid: int) -> Callable[[], None] | None:
-    prctl = _prctl
-    if prctl is None:
-        return None
-
-    def preexec() -> None:
-        # Runs after the switch to the server's account, which clears the setting.
-        # SIGINT asks PostgreSQL for a fast shutdown, which removes its socket.
-        if prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT)) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        if os.getppid() != parent_pid:  # the parent died before prctl
-            os._exit(1)
-
-    return preexec
 
 
 def _exec_message(program: str, account: _Account | None, exc: OSError) -> str:
@@ -381,24 +348,6 @@ def _last_line(path: Path) -> str:
     return lines[-1].strip() if lines else "(empty log)"
 
 
-def _shut_down(process: subprocess.Popen[bytes]) -> None:
-    # SIGINT is a fast shutdown: sessions are ended rather than waited for.
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log.warning("embedded PostgreSQL did not stop within %g s; killing it", _STOP_TIMEOUT_S)
-        _kill_group(process)
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    # The child leads its own session, so its group holds every process it started.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(_STOP_TIMEOUT_S)
-
-
 def _sweep_leftovers() -> None:
     for directory in Path(tempfile.gettempdir()).glob(_PREFIX + "*"):
         owner_file = directory / _OWNER_FILE
@@ -408,7 +357,7 @@ def _sweep_leftovers() -> None:
             owner = int(owner_file.read_text())
         except (OSError, ValueError):
             continue  # not ours, or still being set up
-        if not _pid_alive(owner) and _stop_leftover_server(directory):
+        if not pid_alive(owner) and _stop_leftover_server(directory):
             log.info("removing %s, left behind by process %d", directory, owner)
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -418,38 +367,14 @@ def _stop_leftover_server(directory: Path) -> bool:
     fields = _postmaster_fields(directory / "data")
     pid = int(fields[0]) if fields and fields[0].isdigit() else None
     # A live pid with no answer on the socket is a stale pid file whose pid was reused.
-    if pid is None or not _pid_alive(pid) or not _unix_socket_answers(directory / _SOCKET_NAME):
+    if pid is None or not pid_alive(pid) or not unix_socket_answers(directory / _SOCKET_NAME):
         return True
     log.info("stopping embedded PostgreSQL %d, left running by a process that died", pid)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + _SWEEP_TIMEOUT_S
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(_POLL_S)
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: a zombie counts as alive
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _unix_socket_answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
     return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic.runtime.migration import MigrationContext
 
-from .locking import quote
+from .sql import quote
 
 __all__ = ["read_version", "version_statements"]
 

@@ -1,8 +1,8 @@
-"""Live progress of a run on a terminal: one line, redrawn as each tenant finishes.
+"""Progress of a run: a live line on a terminal, or a log line every few seconds.
 
 ::
 
-    from tenant_sync.progress import LiveProgress
+    from tenant_sync.output.progress import LiveProgress
 
     progress = LiveProgress(sys.stderr)
     ts = TenantSync(url, Base.metadata, on_result=progress)
@@ -13,7 +13,8 @@
 The line shows tenants done out of the total, counts by status, the rate and an ETA:
 ``120/1,200 tenants (10%)  90 migrated, 30 unchanged  41.3/s  ETA 27s``.
 :func:`render_progress` builds it from counts alone, so it is testable without a
-terminal.  Off a terminal, use the ``tenant_sync`` logger's progress lines instead.
+terminal.  Off a terminal, the ``tenant_sync`` logger has a progress line every
+``PROGRESS_INTERVAL_S`` seconds instead, from the :class:`ProgressLog` of each run.
 """
 
 from __future__ import annotations
@@ -26,10 +27,21 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from .report import STATUSES, TenantResult
+from ..report import STATUSES, TenantResult
 from .summary import format_duration
 
-__all__ = ["LiveProgress", "ProgressLogHandler", "render_progress"]
+__all__ = [
+    "PROGRESS_INTERVAL_S",
+    "LiveProgress",
+    "ProgressLog",
+    "ProgressLogHandler",
+    "render_progress",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between progress lines in the log during a long run.
+PROGRESS_INTERVAL_S = 5.0
 
 # Carriage return, then "erase to end of line": the line is redrawn in place.
 _REDRAW = "\r{}\x1b[K"
@@ -156,6 +168,42 @@ class ProgressLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
             super().emit(record)
             if self.progress.active:
                 self.progress.draw()
+
+
+class ProgressLog:
+    """Counts a run's results and logs a progress line every few seconds.
+
+    Used by the calling thread of :meth:`~tenant_sync.TenantSync.sync_all` only.
+    """
+
+    def __init__(self, total: int, started: float) -> None:
+        self.total = total
+        self.started = started
+        self.done = 0
+        self.failed = 0
+        self._last_log = started
+
+    def add(self, result: TenantResult) -> None:
+        """Count one finished tenant."""
+        self.done += 1
+        self.failed += result.status == "failed"
+
+    def maybe_log(self) -> None:
+        """Log the progress line if ``PROGRESS_INTERVAL_S`` has passed since the last one."""
+        now = time.monotonic()
+        if now - self._last_log < PROGRESS_INTERVAL_S or self.done >= self.total:
+            return
+        self._last_log = now
+        elapsed = now - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        log.info(
+            "progress: %d/%d tenants, %d failed, %.0fs elapsed, ETA %.0fs",
+            self.done,
+            self.total,
+            self.failed,
+            elapsed,
+            eta,
+        )
 
 
 def _eta(seconds: float) -> str:

@@ -9,7 +9,6 @@ own, ``tenant_sync_demo_<random>``, created on that server and dropped at the en
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,11 +16,11 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from .coordinator import TenantSync
+from ..coordinator import TenantSync
+from ..engine import connect
+from ..output.summary import format_summary
+from ..report import SyncReport, TenantResult
 from .embedded import EmbeddedPostgres, EmbeddedServerError, embedded_available
-from .engine import connect
-from .report import SyncReport, TenantResult
-from .summary import format_summary
 
 __all__ = [
     "DEFAULT_SERVER_URL",
@@ -29,7 +28,6 @@ __all__ = [
     "demo_model",
     "demo_server",
     "format_demo",
-    "main",
     "run_demo",
 ]
 
@@ -142,14 +140,6 @@ def format_demo(plan: SyncReport, report: SyncReport) -> str:
     return "\n".join(lines) + "\n\n" + format_summary(report)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tenant_sync.demo [URL]``: the same as ``tenant-sync demo [--url URL]``."""
-    from .cli import main as cli_main  # the CLI imports this module
-
-    args = sys.argv[1:] if argv is None else argv
-    return cli_main(["demo", *(["--url", args[0]] if args else [])])
-
-
 def _create_database(server_url: URL, name: str) -> URL:
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with connect(admin) as conn:
@@ -161,7 +151,3 @@ def _drop_database(server_url: URL, name: str) -> None:
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with connect(admin) as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

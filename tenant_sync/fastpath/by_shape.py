@@ -1,0 +1,209 @@
+"""The shape stage of a run: read every tenant's shape, compare each distinct shape once.
+
+:func:`plan_by_shape` is what :meth:`~tenant_sync.TenantSync.sync_all` and
+:meth:`~tenant_sync.TenantSync.drift` run between discovery and the workers.  Its
+:class:`TenantShapes` settles the tenants a change set settles without touching them
+(up to date; planned, in a dry run), and gives every other tenant of a planned shape
+its :class:`~tenant_sync.fastpath.round_trip.RoundTrip`.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from ..engine import connect
+from ..failures import failure_message
+from ..model import Model
+from ..options import SyncOptions
+from ..plan import ignored_tables
+from ..report import Drift, TenantResult
+from ..session import set_up_session
+from .catalog import Shape, read_shapes
+from .round_trip import RoundTrip
+from .shapes import ChangeSet, group_by_shape, known_match, plan_shape, record_match
+
+__all__ = ["SHAPE_CHUNK_MIN", "TenantShapes", "plan_by_shape"]
+
+log = logging.getLogger(__name__)
+
+#: Fewest tenants per chunk of the catalog pass; bigger runs read up to ``workers`` chunks at once.
+SHAPE_CHUNK_MIN = 500
+
+
+@dataclass(frozen=True)
+class TenantShapes:
+    """Each tenant's shape as the catalog pass read it, and its shape's change set.
+
+    A tenant is missing from ``changes`` when its shape could not be read or compared:
+    it is then compared alone, and reports its own error.
+    """
+
+    shapes: dict[str, Shape] = field(default_factory=dict)
+    changes: dict[str, ChangeSet] = field(default_factory=dict)
+
+    def settled(self, schema: str, dry_run: bool) -> TenantResult | None:
+        """The result of a tenant its change set settles without touching it, else None."""
+        changes = self.changes.get(schema)
+        if changes is None:
+            return None
+        if changes.up_to_date:
+            return TenantResult(schema, "unchanged", withheld=list(changes.withheld), attempts=0)
+        if dry_run:
+            return TenantResult(
+                schema,
+                "planned",
+                operations=list(changes.operations),
+                sql=list(changes.sql),
+                withheld=list(changes.withheld),
+                attempts=0,
+            )
+        return None
+
+    def round_trip(self, schema: str, model: Model) -> RoundTrip | None:
+        """The trip that applies the tenant's change set, or None if it has none to apply."""
+        changes, shape = self.changes.get(schema), self.shapes.get(schema)
+        if changes is None or shape is None or changes.up_to_date:
+            return None
+        return changes.round_trip(schema, shape, model.fingerprint)
+
+    def drifts(self) -> list[Drift]:
+        """One :class:`~tenant_sync.Drift` per distinct shape that differs from the model."""
+        groups: dict[str, tuple[ChangeSet, list[str]]] = {}
+        for schema, changes in self.changes.items():
+            groups.setdefault(changes.shape.fingerprint, (changes, []))[1].append(schema)
+        return [
+            Drift(tuple(tenants), changes.operations, changes.withheld, changes.sql)
+            for changes, tenants in groups.values()
+            if not changes.matches_model
+        ]
+
+
+def plan_by_shape(
+    engine: Engine,
+    names: list[str],
+    model: Model,
+    options: SyncOptions,
+    *,
+    pool: ThreadPoolExecutor,
+    workers: int,
+    record: bool,
+) -> TenantShapes:
+    """Read every tenant's shape and compare each distinct shape with the model once.
+
+    ``pool`` runs the comparisons, ``workers`` connections at most; the pass itself runs
+    in up to ``workers - 1`` chunks at once.  The first tenant is compared with the
+    model while the pass runs (unless its shape is recorded as matching): most often
+    all tenants share its shape, and the comparison, whose reflection scans the whole
+    catalog, is then out of the way when the pass ends.  With ``record``, a shape found
+    to match the model is recorded, so that the next run need not compare it.
+    """
+    if not names:
+        return TenantShapes()
+    first = pool.submit(plan_shape, engine, names[0], model, options)
+    shapes = _read_shapes(engine, names, options, workers)
+    changes = _compare_shapes(engine, names, shapes, model, options, pool, first, record)
+    return TenantShapes(shapes, changes)
+
+
+def _read_shapes(
+    engine: Engine, names: list[str], options: SyncOptions, workers: int
+) -> dict[str, Shape]:
+    """Every tenant's shape, read in a few chunks at once on the workers' connections.
+
+    One query per chunk keeps the pass linear and lets the server use more than one
+    core; one connection is left to the first tenant's comparison, which runs
+    meanwhile.  A chunk whose query fails is left out: its tenants are then compared
+    one by one, and each reports its own error.
+    """
+    count = max(1, min(max(1, workers - 1), len(names) // SHAPE_CHUNK_MIN))
+    chunks = [names[i::count] for i in range(count)]
+    shapes: dict[str, Shape] = {}
+    with ThreadPoolExecutor(count, thread_name_prefix="tenant_sync") as readers:
+        for chunk_shapes in readers.map(lambda chunk: _read_chunk(engine, chunk, options), chunks):
+            shapes.update(chunk_shapes)
+    return shapes
+
+
+def _read_chunk(engine: Engine, names: list[str], options: SyncOptions) -> dict[str, Shape]:
+    with connect(engine) as conn, conn.begin():
+        set_up_session(conn, "pg_catalog", options.lock_timeout, None)
+        try:
+            return read_shapes(conn, names, ignored_tables(options), options.version_table)
+        except DBAPIError as exc:
+            log.warning(
+                "reading the structure of %d tenants failed, comparing them one by one: %s",
+                len(names),
+                failure_message(exc),
+            )
+            return {}
+
+
+def _compare_shapes(
+    engine: Engine,
+    names: list[str],
+    shapes: dict[str, Shape],
+    model: Model,
+    options: SyncOptions,
+    pool: ThreadPoolExecutor,
+    first: Future[ChangeSet],
+    record: bool,
+) -> dict[str, ChangeSet]:
+    """Compare one representative per shape with the model; map each tenant to its set.
+
+    ``first`` is the change set of the first tenant's shape, begun before the pass.  A
+    shape recorded as matching the model needs no comparison.  A shape whose comparison
+    fails is left out: its tenants are then synced one by one, and each reports its own
+    error.
+    """
+    groups = group_by_shape(shapes, names)
+    recorded = {shape.version_comment for shape in shapes.values()}
+    ready = _early_change_set(first)
+    changes: dict[str, ChangeSet] = {}
+    futures: dict[Future[ChangeSet], list[str]] = {}
+    found: list[tuple[ChangeSet, list[str]]] = []
+    for tenants in groups.values():
+        shape = shapes[tenants[0]]
+        if known_match(shape, model, recorded):
+            changes.update(dict.fromkeys(tenants, ChangeSet.matching(shape, tenants[0])))
+        elif ready is not None and ready.shape.fingerprint == shape.fingerprint:
+            found.append((ready, tenants))
+        else:
+            future = pool.submit(plan_shape, engine, tenants[0], model, options, shape)
+            futures[future] = tenants
+    for future, tenants in futures.items():
+        try:
+            found.append((future.result(), tenants))
+        except Exception as exc:
+            log.warning(
+                "comparing %s (shape of %d tenants) failed, syncing them one by one: %s",
+                tenants[0],
+                len(tenants),
+                failure_message(exc),
+            )
+    for change_set, tenants in found:
+        changes.update(dict.fromkeys(tenants, change_set))
+        if record and change_set.matches_model:
+            record_match(engine, change_set, model, options)
+    if groups:
+        log.info(
+            "%d tenants in %d distinct shapes (%d compared with the model)",
+            sum(map(len, groups.values())),
+            len(groups),
+            len(futures) + (ready is not None and ready.compared),
+        )
+    return changes
+
+
+def _early_change_set(first: Future[ChangeSet]) -> ChangeSet | None:
+    """The first tenant's change set, begun before the pass, or None if it could not be made."""
+    try:
+        return first.result()
+    except Exception as exc:
+        # Its shape is then compared again after the pass, which reports any error.
+        log.debug("comparing the first tenant early failed: %s", failure_message(exc))
+        return None

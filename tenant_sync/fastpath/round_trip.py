@@ -1,0 +1,109 @@
+"""One round trip for one tenant: lock, recheck, SQL, version, in one transaction.
+
+The fast path's write: a tenant whose changes are known in advance (its shape's change
+set, or the kept plan of an empty schema at signup) is changed in a single round trip,
+``BEGIN`` to ``COMMIT``, without reflecting the catalog.  :class:`RoundTrip` says what
+the trip runs; :func:`run_round_trip` runs it and decides, from the error's SQLSTATE,
+whether the tenant is retried, compared alone, or built after all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..batch import run_transaction
+from ..failures import DUPLICATE_SCHEMA, SHAPE_CHANGED, failure_message, sqlstate, transient_reason
+from ..options import SyncOptions
+from ..plan import ignored_tables
+from ..session import lock_statement
+from ..sql import quote
+from ..version_table import version_statements
+from .catalog import Shape, recheck_statement
+
+__all__ = ["RoundTrip", "run_round_trip"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """What one round trip runs for one tenant.
+
+    ``BEGIN``; the tenant's set-up and advisory lock; ``CREATE SCHEMA`` if
+    ``creates_schema``; a recheck that the tenant still has the shape ``expected``
+    (:data:`~tenant_sync.fastpath.catalog.EMPTY_SCHEMA` for a new one); ``sql``; the
+    ``version`` (the model's fingerprint, None while changes are withheld); ``COMMIT``.
+    """
+
+    schema: str
+    expected: Shape
+    operations: tuple[str, ...]
+    sql: tuple[str, ...]
+    withheld: tuple[str, ...]
+    version: str | None
+    creates_schema: bool = False
+
+    @property
+    def operations_run(self) -> list[str]:
+        """The operations in words, the schema's creation included."""
+        create = [f"create schema {self.schema}"] if self.creates_schema else []
+        return [*create, *self.operations]
+
+    @property
+    def sql_run(self) -> list[str]:
+        """The tenant's SQL, the ``CREATE SCHEMA`` included (not the lock nor the recheck)."""
+        return [*self._create_schema(), *self.sql]
+
+    def statements(self, options: SyncOptions) -> list[str]:
+        """Every statement between ``BEGIN`` and ``COMMIT``, values written in as literals."""
+        statements = [
+            lock_statement(self.schema, options.lock_timeout, options.statement_timeout),
+            *self._create_schema(),
+            recheck_statement(self.schema, self.expected, ignored_tables(options)),
+            *self.sql,
+        ]
+        if self.version is not None:
+            statements += version_statements(
+                self.schema,
+                options.version_table,
+                self.version,
+                create=not self.expected.has_version_table,
+            )
+        return statements
+
+    def _create_schema(self) -> list[str]:
+        return [f"CREATE SCHEMA {quote(self.schema)}"] if self.creates_schema else []
+
+
+def run_round_trip(engine: Engine, trip: RoundTrip, options: SyncOptions) -> RoundTrip | None:
+    """Run ``trip`` in one transaction; return the trip as it ran, or None.
+
+    None means the tenant must be compared alone: it is not as the trip expects (it
+    changed since the catalog pass, or a new schema is not empty), or the trip's SQL
+    failed in it (the comparison then names the operation that fails).  A schema that
+    someone else created meanwhile is built if it is still empty: the trip returned
+    then has no ``CREATE SCHEMA``.  Transient errors are raised, to be retried.
+    """
+    try:
+        run_transaction(engine, trip.statements(options))
+    except sa.exc.DBAPIError as exc:
+        if transient_reason(exc):
+            raise
+        state = sqlstate(exc)
+        if state == DUPLICATE_SCHEMA and trip.creates_schema:
+            # The application, or a concurrent signup that has committed by now.
+            return run_round_trip(engine, replace(trip, creates_schema=False), options)
+        if state == SHAPE_CHANGED:
+            log.debug("tenant %s: not as the catalog showed it; comparing it alone", trip.schema)
+        else:
+            log.info(
+                "tenant %s: its round trip failed (%s); comparing it alone",
+                trip.schema,
+                failure_message(exc),
+            )
+        return None
+    return trip

@@ -1,0 +1,210 @@
+-- The shape of every tenant of a chunk, in one query (see catalog.py).
+--
+-- Bound parameters: schemas (text[]) the tenant schemas, ignored (text[]) the
+-- bookkeeping tables left out of the shape, version_table (text) the version table.
+-- Run with search_path = pg_catalog, so that every name outside pg_catalog comes out
+-- schema-qualified and the tenant's own prefix can be stripped reliably.
+--
+-- A tenant's relations and types are found through their dependency on the schema:
+-- pg_depend is indexed by the object depended on, while pg_class and pg_type have no
+-- index by schema (a scan of either per chunk would grow with the whole database).
+-- Every table, view, sequence and standalone type records that dependency; indexes
+-- and row or array types do not, and are reached through their table.
+--
+-- Cost must stay linear in the number of tenants, whatever the planner believes: the
+-- catalog's statistics are often stale after mass DDL (seen: 496 namespaces estimated,
+-- 10,004 present), and a misestimated join read every pg_attribute row of the database
+-- for each chunk.  So every per-relation catalog is read through a LATERAL subquery
+-- fenced by OFFSET 0: an index lookup per relation, never a join over the whole catalog.
+--
+-- pg_get_indexdef(), and pg_get_expr()/pg_get_constraintdef() on expressions that name
+-- columns, take a lock on the table: one locked tenant would stall the whole pass.  They
+-- are also slow.  So columns, constraints and indexes are described by their catalog
+-- fields: column numbers, type oids (names for the tenant's own types, whose oids differ
+-- per tenant), and expression trees less their parse locations.  Two tenants built by
+-- the same history get the same text; two that differ in any way the model sees get
+-- different text (tenants that differ only in column order get two shapes, which costs
+-- one more comparison, never a wrong plan).  Column defaults, which name the tenant's
+-- own sequences and types, are rendered by pg_get_expr() without a relation (no lock)
+-- and the tenant's prefix stripped (also as it appears inside a quoted literal, such as
+-- nextval('"it''s".seq'), where a quote in the name is doubled).
+--
+-- Each item (the text of one relation, column, constraint, index or enum type: the
+-- fingerprint) also carries its catalog rows' transaction ids (xmin), summed as 64-bit
+-- hashes into the tenant's stamp.  Any change to a catalog row gives it a new xmin,
+-- one no row visible to the pass had, so a tenant whose stamp is unchanged under its
+-- lock has the structure the pass saw; stamp.sql computes only the stamp, without
+-- rendering any text, in well under half the time of the fingerprint.
+WITH tenants AS (
+    SELECT n.oid AS nsp, n.nspname, quote_ident(n.nspname) || '.' AS prefix
+    FROM unnest(CAST(:schemas AS text[])) AS wanted(name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.name
+),
+members AS MATERIALIZED (
+    SELECT t.nsp, t.prefix, m.classid, m.objid, m.xmin
+    FROM tenants t
+    CROSS JOIN LATERAL (
+        SELECT d.classid, d.objid, d.xmin FROM pg_catalog.pg_depend d
+        WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.refobjid = t.nsp
+            AND d.refobjsubid = 0 AND d.deptype = 'n'
+        OFFSET 0
+    ) m
+),
+all_rels AS MATERIALIZED (
+    SELECT c.oid, c.xmin, m.nsp, m.prefix, c.relname, c.relkind
+    FROM members m
+    CROSS JOIN LATERAL (
+        SELECT c.oid, c.xmin, c.relname, c.relkind FROM pg_catalog.pg_class c
+        WHERE c.oid = m.objid AND c.relnamespace = m.nsp
+            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        OFFSET 0
+    ) c
+    WHERE m.classid = 'pg_catalog.pg_class'::regclass
+),
+rels AS (
+    SELECT * FROM all_rels WHERE relname <> ALL(CAST(:ignored AS text[]))
+),
+enums AS MATERIALIZED (
+    SELECT ty.oid, ty.xmin, m.nsp, ty.typname
+    FROM members m
+    CROSS JOIN LATERAL (
+        SELECT ty.oid, ty.xmin, ty.typname FROM pg_catalog.pg_type ty
+        WHERE ty.oid = m.objid AND ty.typnamespace = m.nsp AND ty.typtype = 'e'
+        OFFSET 0
+    ) ty
+    WHERE m.classid = 'pg_catalog.pg_type'::regclass
+),
+items AS (
+    SELECT r.nsp, 'R ' || r.relkind::text || ' ' || quote_ident(r.relname)
+        || coalesce(' -- ' || d.description, '') AS item,
+        hashtextextended(CAST(r.xmin AS text), 0)::numeric + coalesce(hashtextextended(CAST(d.xmin AS text), 0)::numeric, 0) AS part,
+        1 + CAST(d.xmin IS NOT NULL AS int) AS n
+    FROM rels r
+    LEFT JOIN LATERAL (
+        SELECT d.description, d.xmin FROM pg_catalog.pg_description d
+        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
+            AND d.objsubid = 0
+        OFFSET 0
+    ) d ON true
+    UNION ALL
+    SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname)
+        || ' ' || a.attnum::text || ' '
+        || CASE WHEN a.own_type THEN quote_ident(a.typname) ELSE a.atttypid::text END
+        || ' ' || a.atttypmod::text
+        || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+        || ' ' || a.attidentity::text || a.attgenerated::text
+        || coalesce(' DEFAULT ' || CASE WHEN a.attgenerated = ''
+                THEN replace(replace(pg_catalog.pg_get_expr(a.adbin, 0), r.prefix, ''),
+                    replace(r.prefix, '''', ''''''), '')
+                ELSE regexp_replace(CAST(a.adbin AS text), ' \:location -?[0-9]+', '', 'g') END, '')
+        || coalesce(' -- ' || a.description, ''),
+        hashtextextended(CAST(a.a_xmin AS text), 0)::numeric + coalesce(hashtextextended(CAST(a.ad_xmin AS text), 0)::numeric, 0) + coalesce(hashtextextended(CAST(a.d_xmin AS text), 0)::numeric, 0)
+            + CASE WHEN a.own_type THEN hashtextextended(CAST(a.ty_xmin AS text), 0)::numeric ELSE 0 END,
+        1 + CAST(a.ad_xmin IS NOT NULL AS int) + CAST(a.d_xmin IS NOT NULL AS int)
+            + CAST(a.own_type AS int)
+    FROM rels r
+    CROSS JOIN LATERAL (
+        SELECT a.attname, a.attnum, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity,
+            a.attgenerated, coalesce(ty.typnamespace = r.nsp, false) AS own_type, ty.typname,
+            ad.adbin, d.description,
+            a.xmin AS a_xmin, ty.xmin AS ty_xmin, ad.xmin AS ad_xmin, d.xmin AS d_xmin
+        FROM pg_catalog.pg_attribute a
+        -- Built-in types (oids below 16384, FirstNormalObjectId) are named by oid, so
+        -- only the types users created are looked up; the tenant's own are among them.
+        LEFT JOIN LATERAL (
+            SELECT ty.typnamespace, ty.typname, ty.xmin FROM pg_catalog.pg_type ty
+            WHERE a.atttypid >= 16384 AND ty.oid = a.atttypid
+            OFFSET 0
+        ) ty ON true
+        -- A default is looked up only for a column that has one.
+        LEFT JOIN LATERAL (
+            SELECT ad.adbin, ad.xmin FROM pg_catalog.pg_attrdef ad
+            WHERE a.atthasdef AND ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+            OFFSET 0
+        ) ad ON true
+        LEFT JOIN pg_catalog.pg_description d ON d.objoid = a.attrelid
+            AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
+        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+        OFFSET 0
+    ) a
+    UNION ALL
+    SELECT r.nsp, 'K ' || quote_ident(r.relname) || ' ' || quote_ident(k.conname)
+        || ' ' || k.contype::text || ' ' || coalesce(k.conkey::text, '')
+        || ' ' || coalesce(k.confkey::text, '') || ' '
+        || coalesce(CASE WHEN k.frelnamespace = r.nsp THEN quote_ident(k.frelname)
+                         ELSE k.confrelid::text END, '')
+        || ' ' || k.confupdtype::text || k.confdeltype::text || k.confmatchtype::text
+        || ' ' || k.condeferrable::text || k.condeferred::text || k.convalidated::text
+        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \:location -?[0-9]+', '', 'g'), ''),
+        hashtextextended(CAST(k.k_xmin AS text), 0)::numeric, 1
+    FROM rels r
+    CROSS JOIN LATERAL (
+        SELECT k.*, k.xmin AS k_xmin, f.relnamespace AS frelnamespace, f.relname AS frelname
+        FROM pg_catalog.pg_constraint k
+        LEFT JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
+        WHERE k.conrelid = r.oid
+        OFFSET 0
+    ) k
+    UNION ALL
+    SELECT r.nsp, 'I ' || quote_ident(i.relname) || ' ' || i.relam::text
+        || ' ' || i.indisunique::text || i.indisprimary::text || ' ' || i.indnkeyatts::text
+        || ' ' || i.indkey::text || ' ' || i.indclass::text || ' ' || i.indoption::text
+        || ' ' || i.indcollation::text
+        || coalesce(' ON ' || regexp_replace(CAST(i.indexprs AS text), ' \:location -?[0-9]+', '', 'g'), '')
+        || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \:location -?[0-9]+', '', 'g'), ''),
+        hashtextextended(CAST(i.i_xmin AS text), 0)::numeric + hashtextextended(CAST(i.ic_xmin AS text), 0)::numeric, 2
+    FROM rels r
+    CROSS JOIN LATERAL (
+        SELECT i.*, i.xmin AS i_xmin, ic.xmin AS ic_xmin, ic.relname, ic.relam
+        FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indrelid = r.oid
+        OFFSET 0
+    ) i
+    UNION ALL
+    SELECT e.nsp, 'T ' || quote_ident(e.typname) || ' ' || l.labels,
+        hashtextextended(CAST(e.xmin AS text), 0)::numeric + l.part, 1 + l.n
+    FROM enums e
+    CROSS JOIN LATERAL (
+        SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder) AS labels,
+            coalesce(sum(hashtextextended(CAST(l.xmin AS text), 0)::numeric), 0) AS part, count(*) AS n
+        FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid
+    ) l
+    UNION ALL
+    -- Membership in the schema: in the stamp only, so that a relation or type added
+    -- after the pass changes it.
+    SELECT nsp, NULL, hashtextextended(CAST(xmin AS text), 0)::numeric, 1 FROM members
+),
+fingerprints AS (
+    SELECT nsp, md5(string_agg(item, E'\n' ORDER BY item COLLATE "C")) AS fingerprint,
+        sum(n)::text || ':' || sum(part)::text AS stamp
+    FROM items GROUP BY nsp
+),
+relation_names AS (
+    SELECT nsp,
+        array_agg(relname ORDER BY relname)
+            FILTER (WHERE relname <> ALL(CAST(:ignored AS text[]))) AS relations,
+        bool_or(relname = :version_table) AS has_version_table
+    FROM all_rels GROUP BY nsp
+),
+version_comments AS (
+    SELECT r.nsp, d.description
+    FROM all_rels r
+    CROSS JOIN LATERAL (
+        SELECT d.description FROM pg_catalog.pg_description d
+        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
+            AND d.objsubid = 0
+        OFFSET 0
+    ) d
+    WHERE r.relname = :version_table
+),
+enum_names AS (
+    SELECT nsp, array_agg(typname ORDER BY typname) AS enum_types FROM enums GROUP BY nsp
+)
+SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table,
+    vc.description, f.stamp
+FROM tenants t
+LEFT JOIN fingerprints f ON f.nsp = t.nsp
+LEFT JOIN relation_names rn ON rn.nsp = t.nsp
+LEFT JOIN enum_names en ON en.nsp = t.nsp
+LEFT JOIN version_comments vc ON vc.nsp = t.nsp

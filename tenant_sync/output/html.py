@@ -1,0 +1,115 @@
+"""A :class:`~tenant_sync.report.SyncReport` as one static HTML page: no external assets.
+
+::
+
+    from tenant_sync.output.html import write_html
+
+    write_html(report, "reports/sync.html")   # open it in any browser, even offline
+
+The header (run summary) is rendered here, every value escaped.  The per-tenant table is
+rendered in the browser from the report's JSON, embedded in a
+``<script type="application/json">`` tag, with ``textContent`` only: tenant names and
+errors are never parsed as HTML.  Rows are built when first shown and reused, added 250
+at a time as the table is scrolled; a tenant's operations, withheld changes and SQL are
+built when its row is first expanded.  So a report of 10,000 tenants opens in well
+under a second.
+
+The page, its style and its script are ``assets/report.html``, ``report.css`` and
+``report.js`` beside this module, read once as package data.
+
+The page reads its URL fragment on load and when it changes, e.g.
+``report.html#status=failed&q=acme&sort=duration_s&dir=desc&open=tenant_acme``, and keeps
+the fragment in step with the controls so a filtered view can be shared as a link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from html import escape
+from importlib.resources import files
+from pathlib import Path
+
+from ..report import STATUSES, SyncReport
+from .summary import format_duration
+
+__all__ = ["render_html", "write_html"]
+
+_SLOT = re.compile(r"__([A-Z]+)__")
+
+
+def render_html(report: SyncReport) -> str:
+    """Return the report as a complete, self-contained HTML page."""
+    kind = "Dry run" if report.dry_run else "Sync"
+    title = f"tenant_sync {kind.lower()}: {len(report.results):,} tenants"
+    parts = {
+        "TITLE": escape(title),
+        "STYLE": _asset("report.css"),
+        "HEADER": _header(report, kind),
+        "OPTIONS": _status_options(report),
+        "DATA": _embedded_json(report),
+        "SCRIPT": _asset("report.js"),
+    }
+    # One pass over the template: text put in (a tenant named __SCRIPT__) is not rescanned.
+    return _SLOT.sub(lambda match: parts[match.group(1)], _asset("report.html"))
+
+
+def write_html(report: SyncReport, path: str | os.PathLike[str]) -> Path:
+    """Write :func:`render_html` output to ``path`` (atomically) and return the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(render_html(report), encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
+def _header(report: SyncReport, kind: str) -> str:
+    failed = report.counts["failed"]
+    verdict = f"{failed:,} failed" if failed else "no failures"
+    facts = [
+        ("Run", kind),
+        ("Tenants", f"{len(report.results):,}"),
+        ("Started", report.started_at or "unknown"),
+        ("Finished", report.finished_at or "not finished"),
+        ("Duration", format_duration(report.duration_s)),
+    ]
+    if report.cancelled:
+        facts.append(("Cancelled", "yes, before every tenant was done"))
+    if report.note:
+        facts.append(("Note", report.note))
+    items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
+    chips = "".join(
+        f'<button type="button" class="chip status-{status}" data-status="{status}">'
+        f"{status} <b>{count:,}</b></button>"
+        for status, count in report.counts.items()
+    )
+    return (
+        f'<h1>{escape(kind)} report <span class="verdict {"bad" if failed else "good"}">'
+        f"{escape(verdict)}</span></h1><dl>{items}</dl>"
+        f'<div class="chips" aria-label="Tenants by status">{chips}</div>'
+    )
+
+
+def _status_options(report: SyncReport) -> str:
+    counts = report.counts
+    options = [f'<option value="all">all ({len(report.results):,})</option>']
+    options.extend(
+        f'<option value="{status}">{status} ({counts[status]:,})</option>' for status in STATUSES
+    )
+    return "".join(options)
+
+
+def _embedded_json(report: SyncReport) -> str:
+    # Inside <script> only "</script" and "<!--" are special; escaping every <, > and &
+    # as a JSON \u escape rules both out and leaves the JSON meaning unchanged.
+    text = json.dumps(report.to_dict(), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@cache
+def _asset(name: str) -> str:
+    """A file of ``assets/``, read once."""
+    return (files("tenant_sync.output") / "assets" / name).read_text(encoding="utf-8")
