@@ -7,6 +7,8 @@ from typing import Any
 from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
+from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp
+
 __all__ = ["describe_operation"]
 
 # A private dialect instance, only for rendering type names; the engine's is never touched.
@@ -15,6 +17,8 @@ _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 def describe_operation(op: ops.MigrateOperation) -> str:
     """Describe one leaf operation in a short line."""
+    if isinstance(op, (AddEnumValueOp, EnumLabelsDifferOp)):
+        return op.describe()
     if isinstance(op, ops.CreateTableOp):
         return f"create table {op.table_name}"
     if isinstance(op, ops.DropTableOp):

@@ -10,12 +10,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from .corrections import correct_plan
 from .describe import describe_operation
+from .enum_labels import compare_enum_labels
 from .model import Model
 from .options import SyncOptions
 
@@ -75,9 +78,12 @@ def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOption
     )
     script = produce_migrations(context, model.metadata)
     assert script.upgrade_ops is not None
-    leaves = list(_leaf_operations(script.upgrade_ops.ops))
+    leaves = correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model)
     to_run, withheld = split_destructive(leaves, options.allow_destructive)
-    return Plan(schema, context, tuple(to_run), tuple(withheld))
+    # Enum labels, which autogenerate does not compare: added before anything else, so
+    # that a type has them before a column of it changes.
+    labels_added, labels_differ = compare_enum_labels(conn, schema, model)
+    return Plan(schema, context, (*labels_added, *to_run), (*withheld, *labels_differ))
 
 
 def split_destructive(
@@ -86,8 +92,9 @@ def split_destructive(
     """Split operations into ``(to_run, withheld)``.
 
     Destructive means it can lose data: drop table, drop column, change a column's
-    type.  An alter that changes the type *and* something else (nullability, default,
-    comment) is split: the type change is withheld, the rest still runs.
+    type, unless the change only widens it (see :func:`is_widening`).  An alter that
+    changes the type *and* something else (nullability, default, comment) is split: the
+    type change is withheld, the rest still runs.
     """
     to_run: list[ops.MigrateOperation] = []
     withheld: list[ops.MigrateOperation] = []
@@ -96,7 +103,11 @@ def split_destructive(
             to_run.append(op)
         elif isinstance(op, (ops.DropTableOp, ops.DropColumnOp)):
             withheld.append(op)
-        elif isinstance(op, ops.AlterColumnOp) and op.modify_type is not None:
+        elif (
+            isinstance(op, ops.AlterColumnOp)
+            and op.modify_type is not None
+            and not is_widening(op.existing_type, op.modify_type)
+        ):
             type_only, rest = _split_type_change(op)
             withheld.append(type_only)
             if rest is not None:
@@ -104,6 +115,41 @@ def split_destructive(
         else:
             to_run.append(op)
     return to_run, withheld
+
+
+def is_widening(existing: Any, new: Any) -> bool:
+    """True for a type change that keeps every value and rewrites no row in PostgreSQL.
+
+    ``varchar(n)`` to a longer ``varchar``, to ``varchar`` without a limit or to
+    ``text``; ``numeric(p, s)`` to a larger precision at the same scale, or to
+    ``numeric`` without a limit.  Both must have the same collation.
+    """
+    if getattr(existing, "collation", None) != getattr(new, "collation", None):
+        return False
+    if _plain(existing, sa.String) and _plain(new, sa.String):
+        if existing.length is None:
+            return new.length is None
+        return new.length is None or new.length >= existing.length
+    if _plain(existing, sa.Numeric) and _plain(new, sa.Numeric):
+        if existing.precision is None:
+            return new.precision is None and new.scale is None
+        if new.precision is None:
+            return new.scale is None
+        return bool(new.scale == existing.scale and new.precision >= existing.precision)
+    return False
+
+
+# The types whose widening PostgreSQL does without a rewrite: no CHAR (blank-padded),
+# no enum or other String subclass with its own meaning, no float.
+# (Reflection gives the upper-case types, the model usually the generic ones.)
+_PLAIN_TYPES = (
+    *(sa.String, sa.VARCHAR, sa.Unicode, sa.Text, sa.TEXT, sa.UnicodeText),
+    *(sa.Numeric, sa.NUMERIC, sa.DECIMAL),
+)
+
+
+def _plain(type_: Any, kind: type) -> bool:
+    return isinstance(type_, kind) and type(type_) in _PLAIN_TYPES
 
 
 def _leaf_operations(operations: Iterable[ops.MigrateOperation]) -> Iterator[ops.MigrateOperation]:

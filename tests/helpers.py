@@ -63,3 +63,72 @@ def catalog_snapshot(engine: Engine) -> list[tuple[object, ...]]:
     ]
     with engine.connect() as conn:
         return [tuple(row) for query in queries for row in conn.execute(sa.text(query))]
+
+
+def build_with_create_all(engine: Engine, metadata: sa.MetaData, schema: str) -> None:
+    """Build the model's tenant tables in a new ``schema`` with ``metadata.create_all``.
+
+    The yardstick of a sync: what SQLAlchemy itself makes of the model.
+    """
+    tenant_tables = [table for table in metadata.tables.values() if table.schema is None]
+    preparer = engine.dialect.identifier_preparer
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {preparer.quote_identifier(schema)}"))
+        conn.execute(sa.text("SELECT set_config('search_path', :path, true)"), {"path": schema})
+        metadata.create_all(conn, tables=tenant_tables)
+
+
+def schema_definition(engine: Engine, schema: str) -> dict[str, list[tuple[object, ...]]]:
+    """A schema's tables, columns, constraints, indexes and enum types, as comparable rows.
+
+    Independent of column order and of the schema's name (written out of every
+    definition), so a tenant can be compared with a schema built by create_all.  The
+    tenant_sync and Alembic version tables are left out.
+    """
+    prefix = f"{schema}."
+    bookkeeping = ["tenant_sync_version", "alembic_version"]
+    queries = {
+        "tables": "SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class')"
+        " FROM pg_class c WHERE c.relnamespace = CAST(:schema AS regnamespace)"
+        " AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname <> ALL(:bookkeeping)",
+        "columns": "SELECT c.relname, a.attname,"
+        " replace(format_type(a.atttypid, a.atttypmod), :prefix, ''),"
+        " a.attnotnull, replace(pg_get_expr(d.adbin, d.adrelid), :prefix, ''),"
+        " col_description(c.oid, a.attnum), a.attidentity, a.attgenerated, a.attcollation"
+        " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+        " WHERE c.relnamespace = CAST(:schema AS regnamespace) AND c.relkind IN ('r', 'p')"
+        " AND a.attnum > 0 AND NOT a.attisdropped AND c.relname <> ALL(:bookkeeping)",
+        "constraints": "SELECT c.relname, k.conname, k.contype,"
+        " replace(pg_get_constraintdef(k.oid), :prefix, '')"
+        " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+        " WHERE c.relnamespace = CAST(:schema AS regnamespace) AND c.relname <> ALL(:bookkeeping)",
+        "indexes": "SELECT tablename, indexname, replace(indexdef, :prefix, '')"
+        " FROM pg_indexes WHERE schemaname = :schema AND tablename <> ALL(:bookkeeping)",
+        "enums": "SELECT t.typname,"
+        " string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)"
+        " FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid"
+        " WHERE t.typnamespace = CAST(:schema AS regnamespace) GROUP BY t.typname",
+    }
+    params = {"schema": schema, "prefix": prefix, "bookkeeping": bookkeeping}
+    with engine.connect() as conn:
+        return {
+            kind: sorted((tuple(row) for row in conn.execute(sa.text(query), params)), key=repr)
+            for kind, query in queries.items()
+        }
+
+
+def differences(
+    engine: Engine, schema: str, reference: str
+) -> dict[str, list[tuple[str, tuple[object, ...]]]]:
+    """What ``schema`` has that ``reference`` lacks, and the reverse, by kind; empty if equal."""
+    mine, theirs = schema_definition(engine, schema), schema_definition(engine, reference)
+    found: dict[str, list[tuple[str, tuple[object, ...]]]] = {}
+    for kind in mine:
+        only_mine = sorted(set(mine[kind]) - set(theirs[kind]), key=repr)
+        only_theirs = sorted(set(theirs[kind]) - set(mine[kind]), key=repr)
+        if only_mine or only_theirs:
+            found[kind] = [("tenant only", row) for row in only_mine] + [
+                ("model only", row) for row in only_theirs
+            ]
+    return found

@@ -55,7 +55,7 @@ MATCH_COMMENT_PREFIX = "tenant_sync: shape matches model "
 
 # Bumped whenever the fingerprint or the comparison changes meaning, so that records
 # written by an older tenant_sync are not believed.
-_MATCH_FORMAT = "1"
+_MATCH_FORMAT = "2"
 
 
 @dataclass(frozen=True)
