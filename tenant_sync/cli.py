@@ -5,13 +5,16 @@ Also run as ``python -m tenant_sync``.
 ::
 
     tenant-sync sync   --url URL --model myapp.models:Base [--tenants 'tenant_%'] [--report r.json]
-    tenant-sync plan   --url URL --model myapp.models:Base      # the same as sync --dry-run
+    tenant-sync plan   --url URL --model myapp.models:Base [--sql] [--exit-code]  # sync --dry-run
+    tenant-sync drift  --url URL --model myapp.models:Base [--exit-code]  # what differs, by shape
     tenant-sync list   --url URL [--tenants PATTERN]
     tenant-sync report r.json [--failed | --tenant NAME] [--sql] [--html r.html]
     tenant-sync demo   [--url URL] [--html demo-report.html]
 
 Exit codes: 0 every tenant fine, 1 some tenant failed (or was skipped), 2 usage,
-configuration or connection error, 130 interrupted.  Errors are one line on stderr,
+configuration or connection error, 130 interrupted.  ``plan`` and ``drift`` with
+``--exit-code``: 0 nothing to do, 1 some tenant would fail, 3 changes pending, 4 some
+tenant would still differ from the model after a sync.  Errors are one line on stderr,
 password masked; ``--debug`` adds the traceback.  ``--url`` defaults to
 ``TENANT_SYNC_DATABASE_URL``.
 """
@@ -19,14 +22,12 @@ password masked; ``--debug`` adds the traceback.  ``--url`` defaults to
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,10 +36,12 @@ from .demo import DEMO_TENANTS, demo_server, format_demo, run_demo
 from .discovery import list_tenants
 from .engine import connect, make_engine
 from .errors import ConfigurationError, TenantSyncError
+from .loading import load_model
 from .logs import add_shared_log_file
+from .output.change_sets import format_change_sets
 from .output.html import write_html
 from .output.progress import LiveProgress, ProgressLogHandler
-from .output.summary import format_summary
+from .output.summary import format_sql, format_summary, format_tenant_detail
 from .report import SyncReport, TenantResult
 
 __all__ = ["URL_ENVIRONMENT_VARIABLE", "main"]
@@ -47,6 +50,7 @@ __all__ = ["URL_ENVIRONMENT_VARIABLE", "main"]
 URL_ENVIRONMENT_VARIABLE = "TENANT_SYNC_DATABASE_URL"
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PENDING, EXIT_DIFFERS = 3, 4
 
 _PROG = "tenant-sync"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -80,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sync(args: argparse.Namespace, progress: LiveProgress | None) -> int:
-    dry_run = args.dry_run or args.name == "plan"
-    metadata = _load_model(args.model)
+    dry_run = args.dry_run or args.name in ("plan", "drift")
+    metadata = load_model(args.model)
     _add_log_file(args.log_file)
     interrupted = False
     with TenantSync(
@@ -89,7 +93,10 @@ def _sync(args: argparse.Namespace, progress: LiveProgress | None) -> int:
         metadata,
         tenants=args.tenants,
         workers=args.workers,
+        allow=args.allow,
         allow_destructive=args.allow_destructive,
+        accept=args.accept,
+        strict=args.strict,
         lock_timeout=args.lock_timeout,
         statement_timeout=args.statement_timeout,
         retries=args.retries,
@@ -107,14 +114,20 @@ def _sync(args: argparse.Namespace, progress: LiveProgress | None) -> int:
         finally:
             if progress is not None:
                 progress.clear()
+    if dry_run:
+        print(format_change_sets(report.results, with_sql=getattr(args, "sql", False)), end="")
     print(format_summary(report, color=sys.stdout.isatty()), end="")
     _save(report, args.report, args.html)
-    return EXIT_INTERRUPTED if interrupted else _exit_code(report.results, report.cancelled)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if dry_run and getattr(args, "exit_code", False):
+        return _plan_exit_code(report.results, report.cancelled)
+    return _exit_code(report.results, report.cancelled)
 
 
 def _list(args: argparse.Namespace, progress: LiveProgress | None) -> int:
     if args.model:
-        with TenantSync(_url(args), _load_model(args.model), tenants=args.tenants) as ts:
+        with TenantSync(_url(args), load_model(args.model), tenants=args.tenants) as ts:
             names = ts.list_tenants()
     else:
         engine, _ = make_engine(_url(args), workers=1)
@@ -145,12 +158,12 @@ def _report(args: argparse.Namespace, progress: LiveProgress | None) -> int:
     if args.html:
         _save(report, None, args.html)
     if args.tenant is not None:
-        print(_tenant_detail(chosen[0], args.sql))
+        print(format_tenant_detail(chosen[0], args.sql))
     elif args.sql:
         for result in chosen:
             if result.sql:
                 print(f"-- tenant {_printable(result.schema)} ({result.status})")
-                print(_sql(result), end="\n\n")
+                print(format_sql(result.sql), end="\n\n")
     elif args.failed:
         for result in chosen:
             print(f"{_printable(result.schema)}: {_printable(result.error or 'no error recorded')}")
@@ -205,7 +218,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-destructive",
         action="store_true",
-        help="apply drops and type changes (withheld by default)",
+        help="apply every class of change, drops included (same as --allow with all four)",
+    )
+    run.add_argument(
+        "--allow",
+        metavar="CLASS,...",
+        help="classes that apply: safe, data_dependent, rewrite, destructive"
+        " (default safe,data_dependent)",
+    )
+    run.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        metavar="CHANGE",
+        help="a withheld change (as reports word it, or a glob) to stop warning about; repeatable",
+    )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail, untouched, every tenant that would still differ from the model",
     )
     run.add_argument(
         "--lock-timeout",
@@ -243,8 +274,16 @@ def _parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", parents=[common, db, run], help="sync every tenant")
     sync.add_argument("--dry-run", action="store_true", help="change nothing; report the SQL")
     sync.set_defaults(command=_sync)
-    plan = commands.add_parser("plan", parents=[common, db, run], help="sync --dry-run")
-    plan.set_defaults(command=_sync, dry_run=True)
+    pending = argparse.ArgumentParser(add_help=False)
+    pending.add_argument("--sql", action="store_true", help="show each change set's SQL")
+    pending.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 0 nothing to do, 1 would fail, 3 changes pending, 4 would still differ",
+    )
+    for name, about in (("plan", "sync --dry-run, change sets first"), ("drift", "what differs")):
+        view = commands.add_parser(name, parents=[common, db, run, pending], help=about)
+        view.set_defaults(command=_sync, dry_run=True)
 
     listing = commands.add_parser("list", parents=[common, db], help="list the tenant schemas")
     listing.add_argument("--model", metavar="MODULE:ATTR", help="leave its shared schemas out")
@@ -269,7 +308,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _live(args: argparse.Namespace) -> bool:
-    return args.name in ("sync", "plan", "demo") and not args.no_progress and sys.stderr.isatty()
+    return (
+        args.name in ("sync", "plan", "drift", "demo")
+        and not args.no_progress
+        and sys.stderr.isatty()
+    )
 
 
 def _configure_logging(debug: bool, progress: LiveProgress | None) -> None:
@@ -295,44 +338,6 @@ def _url(args: argparse.Namespace) -> str:
     return url
 
 
-def _load_model(spec: str) -> Any:
-    """Import ``module:attribute`` (from the current directory too) as a MetaData or Base."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(
-            f"--model must be module:attribute (myapp.models:Base), got {spec!r}"
-        )
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
-            raise ConfigurationError(
-                f"--model {spec}: no module named {exc.name!r} (run from the directory "
-                "that holds it, or set PYTHONPATH)"
-            ) from exc
-        raise ConfigurationError(f"--model {spec}: importing {module_name} failed: {exc}") from exc
-    except Exception as exc:
-        raise ConfigurationError(
-            f"--model {spec}: importing {module_name} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    found: Any = module
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise ConfigurationError(
-                f"--model {spec}: {module_name} has no attribute {attribute!r}"
-            )
-        found = getattr(found, part)
-    if not isinstance(found, sa.MetaData) and not isinstance(
-        getattr(found, "metadata", None), sa.MetaData
-    ):
-        raise ConfigurationError(
-            f"--model {spec}: expected a SQLAlchemy MetaData or declarative base, got {type(found).__name__}"
-        )
-    return found
-
-
 def _add_log_file(path: str | None) -> None:
     if path:
         try:
@@ -352,28 +357,17 @@ def _save(report: SyncReport, json_path: str | None, html_path: str | None) -> N
         print(f"{_PROG}: wrote {path}", file=sys.stderr)
 
 
+def _plan_exit_code(results: Sequence[TenantResult], cancelled: bool) -> int:
+    if _exit_code(results, cancelled) != EXIT_OK:
+        return EXIT_FAILED
+    if any(result.differences for result in results):
+        return EXIT_DIFFERS
+    return EXIT_PENDING if any(result.operations for result in results) else EXIT_OK
+
+
 def _exit_code(results: Sequence[TenantResult], cancelled: bool) -> int:
     bad = cancelled or any(result.status in ("failed", "skipped") for result in results)
     return EXIT_FAILED if bad else EXIT_OK
-
-
-def _tenant_detail(result: TenantResult, with_sql: bool) -> str:
-    attempts = f" after {result.attempts} attempts" if result.attempts > 1 else ""
-    lines = [f"{_printable(result.schema)}: {result.status} in {result.duration_s:.3f}s{attempts}"]
-    for title, items in (("Operations", result.operations), ("Withheld", result.withheld)):
-        if items:
-            lines.append(f"{title} ({len(items)})")
-            lines.extend(f"  {_printable(item)}" for item in items)
-    if result.error:
-        lines.append(f"Error\n  {_printable(result.error)}")
-    if with_sql and result.sql:
-        lines.append(f"SQL ({len(result.sql)} statements)\n{_sql(result)}")
-    return "\n".join(lines)
-
-
-def _sql(result: TenantResult) -> str:
-    statements = (sql.strip() for sql in result.sql)
-    return "\n".join(sql if sql.endswith(";") else sql + ";" for sql in statements)
 
 
 def _printable(text: str) -> str:

@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import QueuePool
 
+from .classes import AllowSpec, parse_allow
 from .discovery import TenantsSpec, check_tenant_names, list_tenants
 from .engine import connect, make_engine, masked_url
 from .fastpath.by_shape import TenantShapes, plan_by_shape
@@ -47,8 +48,17 @@ class TenantSync:
         pattern such as ``"tenant\\_%"``, a list of names, or a callable that gets a
         connection and returns names.
     :param workers: tenants synced at once, each on its own connection and transaction.
-    :param allow_destructive: apply drops and type changes; by default they are withheld
-        and listed in each result's ``withheld``.
+    :param allow: which classes of change apply (see :mod:`tenant_sync.classes`): a set
+        such as ``{"safe", "data_dependent", "rewrite"}``, or a callable that gets each
+        change in words and its class and returns True to apply it.  By default ``safe``
+        and ``data_dependent`` changes apply; the others are withheld, listed in each
+        result's ``withheld`` and ``differences``.
+    :param allow_destructive: apply every class, drops included (``allow`` is then ignored).
+    :param accept: withheld changes the user has accepted, in words as results show them,
+        or glob patterns (``"drop column *.legacy_id"``): still withheld and listed in
+        ``accepted``, but no longer warned about nor counted as differences.
+    :param strict: a tenant that would still differ from the model after the run (a
+        withheld change not accepted) fails, untouched, instead of being synced in part.
     :param lock_timeout: seconds a tenant waits for a lock before it fails.
     :param statement_timeout: seconds any one statement may run before its tenant fails;
         None (the default) for no limit.
@@ -79,7 +89,10 @@ class TenantSync:
         tenants: TenantsSpec = None,
         *,
         workers: int = 4,
+        allow: AllowSpec | None = None,
         allow_destructive: bool = False,
+        accept: Iterable[str] = (),
+        strict: bool = False,
         lock_timeout: float = 5.0,
         statement_timeout: float | None = None,
         retries: int = 2,
@@ -90,7 +103,9 @@ class TenantSync:
     ) -> None:
         self.options = SyncOptions(
             workers=workers,
-            allow_destructive=allow_destructive,
+            allow=parse_allow(allow, allow_destructive),
+            accept=(accept,) if isinstance(accept, str) else tuple(accept),
+            strict=strict,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
             retries=retries,
@@ -154,7 +169,7 @@ class TenantSync:
                 shapes = self._plan_by_shape(pool, names, record=not dry_run)
                 jobs = []
                 for name in names:
-                    settled = shapes.settled(name, dry_run)
+                    settled = shapes.settled(name, dry_run, self.options.strict)
                     if settled is not None:
                         results[name] = settled
                         self._collect(settled, progress)
@@ -332,8 +347,8 @@ def _not_started(schema: str) -> TenantResult:
 
 
 def _log_result(result: TenantResult) -> None:
-    for change in result.withheld:
-        log.warning("tenant %s: withheld destructive change: %s", result.schema, change)
+    for difference in result.differences:
+        log.warning("tenant %s: still differs from the model: %s", result.schema, difference)
     if result.status == "failed":
         log.error("tenant %s: failed in %.3fs: %s", result.schema, result.duration_s, result.error)
         return

@@ -18,6 +18,7 @@ __all__ = [
     "SHAPE_CHANGED",
     "TRANSIENT_SQLSTATES",
     "OperationFailed",
+    "TenantFailure",
     "failure_message",
     "sqlstate",
     "transient_reason",
@@ -91,8 +92,14 @@ def transient_reason(exc: BaseException) -> str | None:
     return None
 
 
+class TenantFailure(Exception):
+    """A tenant cannot be synced for a reason that is not a database error; its text is the error."""
+
+
 def failure_message(exc: BaseException) -> str:
     """One line that says why a tenant failed, naming a timeout when there was one."""
+    if isinstance(exc, TenantFailure):
+        return " ".join(str(exc).split())
     prefix = ""
     description = ""
     if isinstance(exc, OperationFailed):

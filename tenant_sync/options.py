@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .classes import DEFAULT_ALLOWED, AllowSpec
 from .errors import ConfigurationError
 
 __all__ = ["SyncOptions"]
@@ -22,7 +23,10 @@ class SyncOptions:
     """
 
     workers: int = 4
-    allow_destructive: bool = False
+    #: Resolved by :func:`tenant_sync.classes.parse_allow` (``allow_destructive`` included).
+    allow: AllowSpec = DEFAULT_ALLOWED
+    accept: tuple[str, ...] = ()
+    strict: bool = False
     lock_timeout: float = 5.0
     statement_timeout: float | None = None
     retries: int = 2

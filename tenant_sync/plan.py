@@ -1,4 +1,4 @@
-"""Diff one tenant against the model with Alembic autogenerate; split off destructive changes.
+"""Diff one tenant against the model with Alembic autogenerate; withhold the classes not allowed.
 
 Each tenant gets its own :class:`~alembic.runtime.migration.MigrationContext` on its own
 connection (never Alembic's module-global ``context`` proxy, which is not thread-safe).
@@ -10,19 +10,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from .changes import Changes
+from .classes import AllowSpec, classify, is_allowed
 from .corrections import correct_plan
 from .describe import describe_operation
 from .enum_labels import compare_enum_labels
 from .model import Model
 from .options import SyncOptions
 
-__all__ = ["IGNORED_TABLES", "Plan", "ignored_tables", "plan_tenant", "split_destructive"]
+__all__ = ["IGNORED_TABLES", "Plan", "ignored_tables", "plan_tenant", "split_by_class"]
 
 #: Tables in a tenant that are bookkeeping, not model: never compared, never dropped.
 IGNORED_TABLES = frozenset({"alembic_version"})
@@ -41,6 +42,7 @@ class Plan:
     context: MigrationContext
     operations: tuple[ops.MigrateOperation, ...]
     withheld: tuple[ops.MigrateOperation, ...]
+    accept: tuple[str, ...] = ()
 
     @property
     def descriptions(self) -> list[str]:
@@ -51,6 +53,17 @@ class Plan:
     def withheld_descriptions(self) -> list[str]:
         """The withheld operations, in words."""
         return [describe_operation(op) for op in self.withheld]
+
+    def changes(self, sql: Iterable[str]) -> Changes:
+        """The plan in words, with each operation's class, and ``sql``, the SQL it runs."""
+        return Changes(
+            operations=tuple(self.descriptions),
+            classes=tuple(classify(op) for op in self.operations),
+            sql=tuple(sql),
+            withheld=tuple(self.withheld_descriptions),
+            withheld_classes=tuple(classify(op) for op in self.withheld),
+            accept=self.accept,
+        )
 
 
 def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOptions) -> Plan:
@@ -79,77 +92,38 @@ def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOption
     script = produce_migrations(context, model.metadata)
     assert script.upgrade_ops is not None
     leaves = correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model)
-    to_run, withheld = split_destructive(leaves, options.allow_destructive)
+    to_run, withheld = split_by_class(leaves, options.allow)
     # Enum labels, which autogenerate does not compare: added before anything else, so
     # that a type has them before a column of it changes.
     labels_added, labels_differ = compare_enum_labels(conn, schema, model)
-    return Plan(schema, context, (*labels_added, *to_run), (*withheld, *labels_differ))
+    return Plan(
+        schema, context, (*labels_added, *to_run), (*withheld, *labels_differ), options.accept
+    )
 
 
-def split_destructive(
-    operations: Iterable[ops.MigrateOperation], allow_destructive: bool
+def split_by_class(
+    operations: Iterable[ops.MigrateOperation], allow: AllowSpec
 ) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
-    """Split operations into ``(to_run, withheld)``.
+    """Split operations into ``(to_run, withheld)`` by their class (see :mod:`tenant_sync.classes`).
 
-    Destructive means it can lose data: drop table, drop column, change a column's
-    type, unless the change only widens it (see :func:`is_widening`).  An alter that
-    changes the type *and* something else (nullability, default, comment) is split: the
-    type change is withheld, the rest still runs.
+    An alter whose type change is withheld but which also changes something else
+    (nullability, default, comment) is split: the type change is withheld, the rest
+    still runs if its own class is allowed.
     """
     to_run: list[ops.MigrateOperation] = []
     withheld: list[ops.MigrateOperation] = []
     for op in operations:
-        if allow_destructive:
+        if is_allowed(allow, describe_operation(op), classify(op)):
             to_run.append(op)
-        elif isinstance(op, (ops.DropTableOp, ops.DropColumnOp)):
-            withheld.append(op)
-        elif (
-            isinstance(op, ops.AlterColumnOp)
-            and op.modify_type is not None
-            and not is_widening(op.existing_type, op.modify_type)
-        ):
+            continue
+        if isinstance(op, ops.AlterColumnOp) and op.modify_type is not None:
             type_only, rest = _split_type_change(op)
-            withheld.append(type_only)
-            if rest is not None:
+            if rest is not None and is_allowed(allow, describe_operation(rest), classify(rest)):
+                withheld.append(type_only)
                 to_run.append(rest)
-        else:
-            to_run.append(op)
+                continue
+        withheld.append(op)
     return to_run, withheld
-
-
-def is_widening(existing: Any, new: Any) -> bool:
-    """True for a type change that keeps every value and rewrites no row in PostgreSQL.
-
-    ``varchar(n)`` to a longer ``varchar``, to ``varchar`` without a limit or to
-    ``text``; ``numeric(p, s)`` to a larger precision at the same scale, or to
-    ``numeric`` without a limit.  Both must have the same collation.
-    """
-    if getattr(existing, "collation", None) != getattr(new, "collation", None):
-        return False
-    if _plain(existing, sa.String) and _plain(new, sa.String):
-        if existing.length is None:
-            return new.length is None
-        return new.length is None or new.length >= existing.length
-    if _plain(existing, sa.Numeric) and _plain(new, sa.Numeric):
-        if existing.precision is None:
-            return new.precision is None and new.scale is None
-        if new.precision is None:
-            return new.scale is None
-        return bool(new.scale == existing.scale and new.precision >= existing.precision)
-    return False
-
-
-# The types whose widening PostgreSQL does without a rewrite: no CHAR (blank-padded),
-# no enum or other String subclass with its own meaning, no float.
-# (Reflection gives the upper-case types, the model usually the generic ones.)
-_PLAIN_TYPES = (
-    *(sa.String, sa.VARCHAR, sa.Unicode, sa.Text, sa.TEXT, sa.UnicodeText),
-    *(sa.Numeric, sa.NUMERIC, sa.DECIMAL),
-)
-
-
-def _plain(type_: Any, kind: type) -> bool:
-    return isinstance(type_, kind) and type(type_) in _PLAIN_TYPES
 
 
 def _leaf_operations(operations: Iterable[ops.MigrateOperation]) -> Iterator[ops.MigrateOperation]:

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from .changes import Changes
+
 __all__ = ["REPORT_FORMAT_VERSION", "STATUSES", "Drift", "Status", "SyncReport", "TenantResult"]
 
 #: Bumped whenever the JSON form of a report changes incompatibly.
@@ -35,10 +37,16 @@ class TenantResult:
         ``error``) or ``skipped`` (not attempted, e.g. after cancellation).
     :ivar operations: each change in words, e.g. ``add column projects.description TEXT``.
     :ivar sql: the SQL statements run or, in a dry run, that would run.
-    :ivar withheld: destructive changes not applied, in words.
+    :ivar withheld: changes not applied because their class is not allowed, in words.
     :ivar error: why the tenant failed or was skipped, in one line; else None.
     :ivar duration_s: wall time spent on the tenant, all attempts included.
     :ivar attempts: how many times the tenant's transaction was tried.
+    :ivar classes: the class of each operation (``safe``, ``data_dependent``,
+        ``rewrite``, ``destructive``), in the same order.
+    :ivar withheld_classes: the class of each withheld change, in the same order.
+    :ivar differences: what still differs from the model after this run, in words; empty
+        when the tenant equals the model (accepted changes aside).
+    :ivar accepted: withheld changes the user accepted (``accept=``): not warned about.
     """
 
     schema: str
@@ -49,6 +57,31 @@ class TenantResult:
     error: str | None = None
     duration_s: float = 0.0
     attempts: int = 1
+    classes: list[str] = field(default_factory=list)
+    withheld_classes: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, schema: str, status: Status, changes: Changes, **fields: Any) -> TenantResult:
+        """A result that lists ``changes``: what ran (or would), what is withheld, what differs."""
+        return cls(
+            schema,
+            status,
+            operations=list(changes.operations),
+            sql=list(changes.sql),
+            withheld=list(changes.withheld),
+            classes=list(changes.classes),
+            withheld_classes=list(changes.withheld_classes),
+            differences=list(changes.differences),
+            accepted=list(changes.accepted),
+            **fields,
+        )
+
+    @property
+    def in_sync(self) -> bool:
+        """True when nothing but accepted changes sets the tenant apart from the model."""
+        return self.status in ("migrated", "unchanged") and not self.differences
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as plain JSON-ready data."""
@@ -66,14 +99,33 @@ class Drift:
 
     :ivar tenants: the tenants of that structure.
     :ivar operations: what a sync would run in each, in words.
-    :ivar withheld: destructive changes a sync would withhold, in words.
+    :ivar withheld: changes a sync would withhold (their class not allowed), in words.
     :ivar sql: the SQL a sync would run in each.
+    :ivar classes: the class of each operation.
+    :ivar differences: what would still differ from the model after a sync.
+    :ivar accepted: withheld changes the user accepted.
     """
 
     tenants: tuple[str, ...]
     operations: tuple[str, ...]
     withheld: tuple[str, ...]
     sql: tuple[str, ...]
+    classes: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()
+    accepted: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, tenants: tuple[str, ...], changes: Changes) -> Drift:
+        """The drift of ``tenants``, which all need ``changes``."""
+        return cls(
+            tenants,
+            changes.operations,
+            changes.withheld,
+            changes.sql,
+            changes.classes,
+            changes.differences,
+            changes.accepted,
+        )
 
 
 @dataclass

@@ -20,8 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from .apply import apply_plan, render_plan
 from .batch import execute_batch
+from .changes import Changes, strict_failure, with_schema_created
 from .engine import unprepared
-from .failures import failure_message, transient_reason
+from .failures import TenantFailure, failure_message, transient_reason
 from .fastpath.round_trip import RoundTrip, run_round_trip
 from .fastpath.signup import SignupCache
 from .model import Model
@@ -35,10 +36,6 @@ from .version_table import read_version, version_statements
 __all__ = ["TenantJob", "sync_one"]
 
 log = logging.getLogger(__name__)
-
-
-class TenantFailure(Exception):
-    """A tenant cannot be synced for a reason that is not a database error."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +57,7 @@ class TenantJob:
 @dataclass
 class _Outcome:
     status: Status
-    operations: list[str]
-    sql: list[str]
-    withheld: list[str]
+    changes: Changes
 
 
 def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
@@ -106,12 +101,10 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
                 duration_s=time.monotonic() - started,
                 attempts=attempt,
             )
-        return TenantResult(
+        return TenantResult.of(
             job.schema,
             outcome.status,
-            operations=outcome.operations,
-            sql=outcome.sql,
-            withheld=outcome.withheld,
+            outcome.changes,
             duration_s=time.monotonic() - started,
             attempts=attempt,
         )
@@ -122,7 +115,7 @@ def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
     if job.trip is not None and not job.dry_run:
         ran = run_round_trip(engine, job.trip, job.options)
         if ran is not None:
-            return _Outcome("migrated", ran.operations_run, ran.sql_run, list(ran.withheld))
+            return _Outcome("migrated", ran.changes_run)
     return _in_transaction(engine, job)
 
 
@@ -145,34 +138,31 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     options = job.options
     lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
     exists = check_schema_access(conn, job.schema, write=not job.dry_run)
-    operations: list[str] = []
-    sql: list[str] = []
-    if not exists:
-        if not job.create:
-            raise TenantFailure(
-                f"schema {job.schema!r} does not exist; create it, or use "
-                "sync_tenant(schema, create=True)"
-            )
-        create_schema = f"CREATE SCHEMA {quote(job.schema)}"
-        if not job.dry_run:
-            execute_batch(conn, [create_schema])
-        operations.append(f"create schema {job.schema}")
-        sql.append(create_schema)
+    if not exists and not job.create:
+        raise TenantFailure(
+            f"schema {job.schema!r} does not exist; create it, or use "
+            "sync_tenant(schema, create=True)"
+        )
+    if not exists and not job.dry_run:
+        execute_batch(conn, [f"CREATE SCHEMA {quote(job.schema)}"])
 
     plan = plan_tenant(conn, job.schema, job.model, options)
+    if options.strict and plan.changes(()).differences:
+        raise TenantFailure(strict_failure(plan.changes(()).differences))
     keep = not exists and job.signup_cache is not None and not plan.withheld and not job.dry_run
     # Rendered before it runs: rendering looks up which enum types exist.
     signup_sql = render_plan(conn, plan) if keep else None
-    operations += plan.descriptions
-    withheld = plan.withheld_descriptions
     if job.dry_run:
-        sql += render_plan(conn, plan) if plan.operations else []
-        return _Outcome("planned" if operations else "unchanged", operations, sql, withheld)
-    if plan.operations:
-        sql += apply_plan(conn, plan)
+        changes = plan.changes(render_plan(conn, plan) if plan.operations else [])
+    else:
+        changes = plan.changes(apply_plan(conn, plan) if plan.operations else [])
+    if not exists:
+        changes = with_schema_created(job.schema, changes)
+    if job.dry_run:
+        return _Outcome("planned" if changes.operations else "unchanged", changes)
     if job.signup_cache is not None and signup_sql is not None:
-        job.signup_cache.remember(plan.descriptions, signup_sql)
-    if not withheld and read_version(plan.context) != job.model.fingerprint:
+        job.signup_cache.remember(plan.changes(signup_sql))
+    if not plan.withheld and read_version(plan.context) != job.model.fingerprint:
         statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
         execute_batch(conn, statements)
-    return _Outcome("migrated" if operations else "unchanged", operations, sql, withheld)
+    return _Outcome("migrated" if changes.operations else "unchanged", changes)

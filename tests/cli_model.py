@@ -7,12 +7,16 @@ declarative base with mapped classes; ``not_a_model`` is for the error test.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from models import model_v1, model_v2
+from models import ledger_model, model_v1, model_v2
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 metadata_v1 = model_v1()
 metadata_v2 = model_v2()
 not_a_model = 42
+
+# Version 2 of the ledger model, with a default so that its NOT NULL column applies to rows.
+ledger_v2 = ledger_model(2)
+ledger_v2.tables["entries"].c.booked.server_default = sa.DefaultClause(sa.false())
 
 
 class Base(DeclarativeBase):

@@ -87,3 +87,21 @@ def model_v2() -> sa.MetaData:
         sa.Column("status", sa.Enum("open", "done", "archived", name="task_status"), nullable=True),
     )
     return metadata
+
+
+def ledger_model(version: int) -> sa.MetaData:
+    """A one-table model whose version 2 has a change of every class (tests/test_classes.py)."""
+    metadata = sa.MetaData()
+    entries = sa.Table(
+        "entries",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("amount", sa.BigInteger if version >= 2 else sa.Integer, nullable=False),
+        sa.Column("memo", sa.String(80 if version >= 2 else 40)),
+    )
+    if version >= 2:
+        entries.append_column(sa.Column("note", sa.Text))
+        entries.append_column(sa.Column("booked", sa.Boolean, nullable=False))
+    else:
+        entries.append_column(sa.Column("legacy", sa.Text))
+    return metadata

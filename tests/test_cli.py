@@ -143,7 +143,7 @@ def test_plan_and_dry_run_change_nothing_and_the_report_shows_the_sql(
     one, script = finish(one_run), finish(script_run)
     assert one.returncode == 0, one.stderr
     assert one.stdout.startswith("t1: planned in ")
-    assert "  create table labels" in one.stdout
+    assert "  [safe] create table labels" in one.stdout
     assert "CREATE TABLE labels" in one.stdout
 
     assert script.returncode == 0, script.stderr
@@ -190,7 +190,7 @@ def test_a_failed_tenant_exits_1_and_the_report_review_shows_it(
 
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith("good_1: migrated in ")
-    assert "  create table labels" in good.stdout
+    assert "  [safe] create table labels" in good.stdout
 
 
 def test_list_prints_one_tenant_per_line_with_the_url_from_the_environment(

@@ -57,7 +57,12 @@ def test_drops_are_withheld_listed_and_logged_and_the_rows_survive(
     assert result.operations == ["drop index ix_projects_name on projects"], (
         "the rest still applies"
     )
-    assert "withheld destructive change: drop table labels" in caplog.text
+    assert result.withheld_classes == ["destructive"] * 3
+    assert sorted(result.differences) == [
+        f"{change} (withheld: destructive)" for change in sorted(result.withheld)
+    ]
+    assert result.status == "migrated" and not result.in_sync
+    assert "still differs from the model: drop table labels (withheld: destructive)" in caplog.text
     assert again.results[0].withheld == result.withheld, "withheld again until allowed"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT description FROM t.projects")).scalar() == "keep me"

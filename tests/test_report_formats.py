@@ -34,6 +34,7 @@ def sample_report() -> SyncReport:
                 operations=["add column projects.description TEXT"],
                 sql=["ALTER TABLE projects ADD COLUMN description TEXT"],
                 withheld=["drop column projects.legacy"],
+                differences=["drop column projects.legacy (withheld: destructive)"],
                 duration_s=0.42,
             ),
             TenantResult("tenant_beta", "unchanged", duration_s=0.05),
@@ -50,6 +51,10 @@ def sample_report() -> SyncReport:
                 "failed",
                 error=NASTY_ERROR,
                 withheld=["drop column projects.legacy", "drop table old_logs"],
+                differences=[
+                    "drop column projects.legacy (withheld: destructive)",
+                    "drop table old_logs (withheld: destructive)",
+                ],
                 duration_s=1.25,
             ),
             TenantResult("tenant_delta", "skipped", error="cancelled before start"),
@@ -62,6 +67,7 @@ def sample_report() -> SyncReport:
                 ],
                 sql=["CREATE TABLE invoices (id SERIAL NOT NULL)", "CREATE INDEX ix_invoices_due"],
                 withheld=["drop column projects.legacy"],
+                accepted=["drop column projects.legacy"],
                 duration_s=3.1,
             ),
         ],
@@ -163,12 +169,13 @@ def test_summary_shows_multi_line_errors_indented() -> None:
     assert "  t1: first line\n      second line" in format_summary(report)
 
 
-def test_summary_groups_withheld_changes_with_tenant_counts() -> None:
+def test_summary_groups_differences_with_tenant_counts_and_counts_accepted_ones() -> None:
     text = format_summary(sample_report())
-    assert _section(text, "Withheld destructive changes") == [
-        "  drop column projects.legacy — 3 tenants",
-        "  drop table old_logs — 1 tenant",
+    assert _section(text, "Still differs from the model") == [
+        "  drop column projects.legacy (withheld: destructive) — 2 tenants",
+        "  drop table old_logs (withheld: destructive) — 1 tenant",
     ]
+    assert _section(text, "Accepted differences") == ["  drop column projects.legacy — 1 tenant"]
     counts = withheld_counts(many_tenants(134, failed_every=10).results)
     assert counts == [("drop column projects.legacy", 120)]
 

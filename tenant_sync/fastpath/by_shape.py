@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from ..changes import strict_failure
 from ..engine import connect
 from ..failures import failure_message
 from ..model import Model
@@ -46,22 +47,21 @@ class TenantShapes:
     shapes: dict[str, Shape] = field(default_factory=dict)
     changes: dict[str, ChangeSet] = field(default_factory=dict)
 
-    def settled(self, schema: str, dry_run: bool) -> TenantResult | None:
-        """The result of a tenant its change set settles without touching it, else None."""
+    def settled(self, schema: str, dry_run: bool, strict: bool = False) -> TenantResult | None:
+        """The result of a tenant its change set settles without touching it, else None.
+
+        With ``strict``, a tenant that would still differ from the model fails, untouched.
+        """
         changes = self.changes.get(schema)
         if changes is None:
             return None
+        if strict and changes.changes.differences:
+            error = strict_failure(changes.changes.differences)
+            return TenantResult.of(schema, "failed", changes.changes, error=error, attempts=0)
         if changes.up_to_date:
-            return TenantResult(schema, "unchanged", withheld=list(changes.withheld), attempts=0)
+            return TenantResult.of(schema, "unchanged", changes.changes, attempts=0)
         if dry_run:
-            return TenantResult(
-                schema,
-                "planned",
-                operations=list(changes.operations),
-                sql=list(changes.sql),
-                withheld=list(changes.withheld),
-                attempts=0,
-            )
+            return TenantResult.of(schema, "planned", changes.changes, attempts=0)
         return None
 
     def round_trip(self, schema: str, model: Model) -> RoundTrip | None:
@@ -77,7 +77,7 @@ class TenantShapes:
         for schema, changes in self.changes.items():
             groups.setdefault(changes.shape.fingerprint, (changes, []))[1].append(schema)
         return [
-            Drift(tuple(tenants), changes.operations, changes.withheld, changes.sql)
+            Drift.of(tuple(tenants), changes.changes)
             for changes, tenants in groups.values()
             if not changes.matches_model
         ]

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..batch import run_transaction
+from ..changes import Changes, with_schema_created
 from ..failures import DUPLICATE_SCHEMA, SHAPE_CHANGED, failure_message, sqlstate, transient_reason
 from ..options import SyncOptions
 from ..plan import ignored_tables
@@ -41,22 +42,16 @@ class RoundTrip:
 
     schema: str
     expected: Shape
-    operations: tuple[str, ...]
-    sql: tuple[str, ...]
-    withheld: tuple[str, ...]
+    changes: Changes
     version: str | None
     creates_schema: bool = False
 
     @property
-    def operations_run(self) -> list[str]:
-        """The operations in words, the schema's creation included."""
-        create = [f"create schema {self.schema}"] if self.creates_schema else []
-        return [*create, *self.operations]
-
-    @property
-    def sql_run(self) -> list[str]:
-        """The tenant's SQL, the ``CREATE SCHEMA`` included (not the lock nor the recheck)."""
-        return [*self._create_schema(), *self.sql]
+    def changes_run(self) -> Changes:
+        """The tenant's changes, the schema's creation included (not the lock nor the recheck)."""
+        if not self.creates_schema:
+            return self.changes
+        return with_schema_created(self.schema, self.changes)
 
     def statements(self, options: SyncOptions) -> list[str]:
         """Every statement between ``BEGIN`` and ``COMMIT``, values written in as literals."""
@@ -64,7 +59,7 @@ class RoundTrip:
             lock_statement(self.schema, options.lock_timeout, options.statement_timeout),
             *self._create_schema(),
             recheck_statement(self.schema, self.expected, ignored_tables(options)),
-            *self.sql,
+            *self.changes.sql,
         ]
         if self.version is not None:
             statements += version_statements(

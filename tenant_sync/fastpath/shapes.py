@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..apply import render_plan
 from ..batch import execute_batch
+from ..changes import Changes
 from ..engine import unprepared
 from ..model import Model
 from ..options import SyncOptions
@@ -64,26 +65,29 @@ class ChangeSet:
 
     shape: Shape
     representative: str
-    operations: tuple[str, ...]
-    sql: tuple[str, ...]
-    withheld: tuple[str, ...]
+    changes: Changes
     #: False when the change set comes from a recorded match, without a comparison.
     compared: bool = field(default=True, compare=False)
 
     @classmethod
     def matching(cls, shape: Shape, representative: str) -> ChangeSet:
         """The change set of a shape recorded as matching the model: nothing to do."""
-        return cls(shape, representative, (), (), (), compared=False)
+        return cls(shape, representative, Changes(), compared=False)
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The operations every tenant of the shape runs, in words."""
+        return self.changes.operations
 
     @property
     def up_to_date(self) -> bool:
         """True when there is nothing to apply (withheld changes may remain)."""
-        return not self.operations
+        return not self.changes.operations
 
     @property
     def matches_model(self) -> bool:
         """True when the shape is exactly the model: nothing to apply, nothing withheld."""
-        return not self.operations and not self.withheld
+        return self.changes.matches_model
 
     def round_trip(self, schema: str, shape: Shape, fingerprint: str) -> RoundTrip:
         """The trip that applies this change set to ``schema``, whose own shape is ``shape``.
@@ -93,10 +97,8 @@ class ChangeSet:
         return RoundTrip(
             schema,
             shape,
-            self.operations,
-            self.sql,
-            self.withheld,
-            version=None if self.withheld else fingerprint,
+            self.changes,
+            version=None if self.changes.withheld else fingerprint,
         )
 
 
@@ -145,13 +147,7 @@ def plan_shape(
             sql = render_plan(conn, plan) if plan.operations else []
         finally:
             transaction.rollback()
-    return ChangeSet(
-        shape=shape,
-        representative=representative,
-        operations=tuple(plan.descriptions),
-        sql=tuple(sql),
-        withheld=tuple(plan.withheld_descriptions),
-    )
+    return ChangeSet(shape, representative, plan.changes(sql))
 
 
 def _read_shape(conn: Connection, schema: str, options: SyncOptions) -> Shape:

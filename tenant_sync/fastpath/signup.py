@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 
+from ..changes import Changes
 from .catalog import EMPTY_SCHEMA
 from .round_trip import RoundTrip
 
@@ -34,12 +35,12 @@ class SignupCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._kept: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._kept: Changes | None = None
 
-    def remember(self, operations: list[str], sql: list[str]) -> None:
+    def remember(self, changes: Changes) -> None:
         """Keep the plan found for an empty schema (its operations in words, its SQL)."""
         with self._lock:
-            self._kept = (tuple(operations), tuple(sql))
+            self._kept = changes
 
     def round_trip(self, schema: str, fingerprint: str) -> RoundTrip | None:
         """The trip that creates and builds ``schema`` from the kept plan, if one is kept."""
@@ -47,13 +48,4 @@ class SignupCache:
             kept = self._kept
         if kept is None:
             return None
-        operations, sql = kept
-        return RoundTrip(
-            schema,
-            EMPTY_SCHEMA,
-            operations,
-            sql,
-            withheld=(),
-            version=fingerprint,
-            creates_schema=True,
-        )
+        return RoundTrip(schema, EMPTY_SCHEMA, kept, version=fingerprint, creates_schema=True)

@@ -7,8 +7,8 @@
     print(format_summary(report, slowest=10, color=sys.stdout.isatty()))
 
 Sections, each left out when empty: totals by status and the run's time; the slowest
-tenants; every failed tenant with its error; withheld destructive changes grouped by
-change, with how many tenants each one concerns.
+tenants; every failed tenant with its error; what still differs from the model, grouped
+by difference, with how many tenants each one concerns; accepted changes, counted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from collections.abc import Iterable
 
 from ..report import STATUSES, SyncReport, TenantResult
 
-__all__ = ["format_duration", "format_summary", "withheld_counts"]
+__all__ = [
+    "difference_counts",
+    "format_duration",
+    "format_sql",
+    "format_summary",
+    "format_tenant_detail",
+    "withheld_counts",
+]
 
 # ANSI SGR codes per status; only used when the caller asks for colour.
 _STATUS_COLORS = {
@@ -46,7 +53,8 @@ def format_summary(report: SyncReport, slowest: int = 5, color: bool = False) ->
         _totals(report, color),
         _slowest(report.results, slowest),
         _failures(report.failed(), color),
-        _withheld(report.results),
+        _differences(report.results),
+        _accepted(report.results),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
 
@@ -68,6 +76,43 @@ def withheld_counts(results: Iterable[TenantResult]) -> list[tuple[str, int]]:
     """Each withheld change with the number of tenants it was withheld in, most first."""
     counter = Counter(change for result in results for change in set(result.withheld))
     return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+
+
+def difference_counts(results: Iterable[TenantResult]) -> list[tuple[str, int]]:
+    """Each remaining difference with the number of tenants that have it, most first."""
+    counter = Counter(change for result in results for change in set(result.differences))
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+
+
+def format_tenant_detail(result: TenantResult, with_sql: bool = False) -> str:
+    """One tenant's result: status, operations with their classes, differences, error, SQL."""
+    attempts = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+    lines = [f"{_clean(result.schema)}: {result.status} in {result.duration_s:.3f}s{attempts}"]
+    classes = result.classes or [""] * len(result.operations)
+    sections = (
+        (
+            "Operations",
+            [f"[{c}] {op}" if c else op for op, c in zip(result.operations, classes, strict=False)],
+        ),
+        ("Still differs", result.differences),
+        ("Withheld", result.withheld),
+        ("Accepted", result.accepted),
+    )
+    for title, items in sections:
+        if items:
+            lines.append(f"{title} ({len(items)})")
+            lines.extend(f"  {_clean(item)}" for item in items)
+    if result.error:
+        lines.append(f"Error\n  {_clean(result.error)}")
+    if with_sql and result.sql:
+        lines.append(f"SQL ({len(result.sql)} statements)\n{format_sql(result.sql)}")
+    return "\n".join(lines)
+
+
+def format_sql(statements: Iterable[str]) -> str:
+    """Statements one after another, each ending in a semicolon."""
+    stripped = (sql.strip() for sql in statements)
+    return "\n".join(sql if sql.endswith(";") else sql + ";" for sql in stripped)
 
 
 def _totals(report: SyncReport, color: bool) -> str:
@@ -117,12 +162,26 @@ def _failures(failed: list[TenantResult], color: bool) -> str:
     return "\n".join(lines)
 
 
-def _withheld(results: list[TenantResult]) -> str:
-    counts = withheld_counts(results)
+def _differences(results: list[TenantResult]) -> str:
+    counts = difference_counts(results)
     if not counts:
         return ""
-    lines = ["Withheld destructive changes (allow_destructive=True applies them)"]
+    lines = [
+        "Still differs from the model (--allow CLASS applies a withheld class;"
+        " --accept CHANGE stops the warning)"
+    ]
     lines.extend(f"  {_clean(change)} — {_tenants(count)}" for change, count in counts)
+    return "\n".join(lines)
+
+
+def _accepted(results: list[TenantResult]) -> str:
+    counter = Counter(change for result in results for change in set(result.accepted))
+    if not counter:
+        return ""
+    lines = ["Accepted differences (not applied, not warned about)"]
+    lines.extend(
+        f"  {_clean(change)} — {_tenants(count)}" for change, count in counter.most_common()
+    )
     return "\n".join(lines)
 
 

@@ -100,9 +100,13 @@
     const td = el("td");
     td.colSpan = 7;
     if (r.error) td.append(section("Error", el("pre", "error", r.error)));
-    td.append(section("Operations", list(r.operations)),
-      section("Withheld destructive changes", list(r.withheld)),
+    const classed = (items, classes) =>
+      items.map((item, k) => (classes && classes[k] ? item + " [" + classes[k] + "]" : item));
+    td.append(section("Operations", list(classed(r.operations, r.classes))),
+      section("Still differs from the model", list(r.differences || [])),
+      section("Withheld (class not allowed)", list(classed(r.withheld, r.withheld_classes))),
       section(report.dry_run ? "SQL that would run" : "SQL run", sql(r.sql)));
+    if (r.accepted && r.accepted.length) td.append(section("Accepted", list(r.accepted)));
     tr.append(td);
     details.set(i, tr);
     return tr;
