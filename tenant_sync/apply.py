@@ -30,7 +30,11 @@ def apply_plan(conn: Connection, plan: Plan) -> list[str]:
     """Run the plan's operations on ``conn`` and return the SQL statements executed."""
     existing_enums = _existing_enums(conn, plan)
     with _capture_sql(conn) as statements:
-        _run(Operations(plan.context), plan, existing_enums)
+        try:
+            _run(Operations(plan.context), plan, existing_enums)
+        except OperationFailed as exc:
+            exc.statements = list(statements)  # up to the one that failed
+            raise
     return statements
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from .classes import ChangeClass
+from .data_checks import DataCheck
 from .sql import quote
 
 __all__ = ["Changes", "is_accepted", "strict_failure", "with_schema_created"]
@@ -31,6 +32,8 @@ class Changes:
     withheld: tuple[str, ...] = ()
     withheld_classes: tuple[ChangeClass, ...] = ()
     accept: tuple[str, ...] = ()
+    #: What a dry run asks each tenant, read-only: would a data-dependent change fail?
+    checks: tuple[DataCheck, ...] = ()
 
     @property
     def accepted(self) -> tuple[str, ...]:

@@ -175,7 +175,8 @@ class TenantSync:
                         self._collect(settled, progress)
                         continue
                     trip = None if dry_run else shapes.round_trip(name, self.model)
-                    jobs.append(self._job(name, dry_run=dry_run, trip=trip))
+                    planned = shapes.planned(name) if dry_run else None
+                    jobs.append(self._job(name, dry_run=dry_run, trip=trip, planned=planned))
                 self._run_jobs(pool, jobs, results, progress)
         finally:
             report.results = [results.get(name) or _not_started(name) for name in names]

@@ -39,13 +39,13 @@ def describe_operation(op: ops.MigrateOperation) -> str:
         return f"drop index {op.index_name} on {op.table_name}"
     if isinstance(op, ops.CreateForeignKeyOp):
         return (
-            f"add foreign key {op.constraint_name} on {op.source_table} "
+            f"add foreign key {_name(op.constraint_name)}on {op.source_table} "
             f"({', '.join(op.local_cols)}) -> {_qualified(getattr(op, 'referent_schema', None), op.referent_table)} "
             f"({', '.join(op.remote_cols)})"
         )
     if isinstance(op, ops.CreateUniqueConstraintOp):
         return (
-            f"add unique constraint {op.constraint_name} on {op.table_name} "
+            f"add unique constraint {_name(op.constraint_name)}on {op.table_name} "
             f"({', '.join(op.columns)})"
         )
     if isinstance(op, ops.DropConstraintOp):
@@ -58,6 +58,11 @@ def describe_operation(op: ops.MigrateOperation) -> str:
     if isinstance(op, ops.DropTableCommentOp):
         return f"drop comment on table {op.table_name}"
     return type(op).__name__
+
+
+def _name(name: object) -> str:
+    """A constraint's name and a space, or nothing for one PostgreSQL will name."""
+    return f"{name} " if name else ""
 
 
 def _describe_alter(op: ops.AlterColumnOp) -> str:

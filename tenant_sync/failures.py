@@ -69,6 +69,8 @@ class OperationFailed(Exception):
         super().__init__(f"{description}: {cause}")
         self.description = description
         self.cause = cause
+        #: The SQL the tenant ran before and including the failed statement, when known.
+        self.statements: list[str] = []
 
 
 def sqlstate(exc: sa.exc.DBAPIError) -> str | None:

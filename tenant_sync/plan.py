@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from .changes import Changes
 from .classes import AllowSpec, classify, is_allowed
 from .corrections import correct_plan
+from .data_checks import data_checks
 from .describe import describe_operation
 from .enum_labels import compare_enum_labels
 from .model import Model
@@ -63,6 +64,7 @@ class Plan:
             withheld=tuple(self.withheld_descriptions),
             withheld_classes=tuple(classify(op) for op in self.withheld),
             accept=self.accept,
+            checks=data_checks(self.operations),
         )
 
 

@@ -14,22 +14,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Connection, Engine
 
 from .apply import apply_plan, render_plan
 from .batch import execute_batch
 from .changes import Changes, strict_failure, with_schema_created
+from .data_checks import run_checks
 from .engine import unprepared
-from .failures import TenantFailure, failure_message, transient_reason
+from .failures import OperationFailed, TenantFailure, failure_message, transient_reason
 from .fastpath.round_trip import RoundTrip, run_round_trip
 from .fastpath.signup import SignupCache
 from .model import Model
 from .options import SyncOptions
 from .plan import plan_tenant
 from .report import Status, TenantResult
-from .session import check_schema_access, lock_tenant
+from .session import check_schema_access, lock_tenant, set_up_session
 from .sql import quote
 from .version_table import read_version, version_statements
 
@@ -52,12 +53,15 @@ class TenantJob:
     trip: RoundTrip | None = None
     #: At signup: where the plan of a newly created, empty schema is kept for the next.
     signup_cache: SignupCache | None = None
+    #: In a dry run: the tenant's changes, known from its shape; only its data is asked.
+    planned: Changes | None = None
 
 
 @dataclass
 class _Outcome:
     status: Status
     changes: Changes
+    error: str | None = None
 
 
 def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
@@ -65,6 +69,8 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
     started = time.monotonic()
     attempt = 0
     last_error: str | None = None
+    # The changes of the latest attempt, once known: a failed result still shows them.
+    tried: list[Changes] = []
     while True:
         if job.cancel.is_set() and last_error is not None:
             # Cancelled while waiting to retry: the tenant was tried and rolled back.
@@ -85,7 +91,7 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
             )
         attempt += 1
         try:
-            outcome = _attempt(engine, job)
+            outcome = _attempt(engine, job, tried)
         except Exception as exc:
             transient = transient_reason(exc)
             if transient and attempt <= job.options.retries and not job.cancel.is_set():
@@ -94,9 +100,10 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
                 last_error = failure_message(exc)
                 job.cancel.wait(delay)
                 continue
-            return TenantResult(
+            return TenantResult.of(
                 job.schema,
                 "failed",
+                _as_tried(tried, exc),
                 error=failure_message(exc),
                 duration_s=time.monotonic() - started,
                 attempts=attempt,
@@ -105,25 +112,55 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
             job.schema,
             outcome.status,
             outcome.changes,
+            error=outcome.error,
             duration_s=time.monotonic() - started,
             attempts=attempt,
         )
 
 
-def _attempt(engine: Engine, job: TenantJob) -> _Outcome:
-    """The tenant's round trip if it has one and it serves, else the tenant compared alone."""
+def _as_tried(tried: list[Changes], exc: BaseException) -> Changes:
+    """What the failed attempt tried: its changes, with the SQL it ran up to the failure."""
+    if not tried:
+        return Changes()
+    statements = exc.statements if isinstance(exc, OperationFailed) else []
+    return replace(tried[-1], sql=tuple(statements)) if statements else tried[-1]
+
+
+def _attempt(engine: Engine, job: TenantJob, tried: list[Changes]) -> _Outcome:
+    """The tenant's round trip if it has one and it serves, else the tenant compared alone.
+
+    In a dry run, a tenant whose changes are known from its shape is only asked,
+    read-only, whether its data lets them run.
+    """
+    if job.dry_run and job.planned is not None:
+        return _check_planned(engine, job, job.planned)
     if job.trip is not None and not job.dry_run:
+        tried.append(job.trip.changes_run)
         ran = run_round_trip(engine, job.trip, job.options)
         if ran is not None:
             return _Outcome("migrated", ran.changes_run)
-    return _in_transaction(engine, job)
+    return _in_transaction(engine, job, tried)
 
 
-def _in_transaction(engine: Engine, job: TenantJob) -> _Outcome:
+def _check_planned(engine: Engine, job: TenantJob, planned: Changes) -> _Outcome:
+    with engine.connect() as conn, unprepared(conn), conn.begin() as transaction:
+        set_up_session(conn, job.schema, job.options.lock_timeout, job.options.statement_timeout)
+        failures = run_checks(conn, planned.checks)
+        transaction.rollback()
+    return _checked(planned, failures)
+
+
+def _checked(changes: Changes, failures: list[str]) -> _Outcome:
+    if failures:
+        return _Outcome("failed", changes, "; ".join(failures))
+    return _Outcome("planned" if changes.operations else "unchanged", changes)
+
+
+def _in_transaction(engine: Engine, job: TenantJob, tried: list[Changes]) -> _Outcome:
     with engine.connect() as conn, unprepared(conn):
         transaction = conn.begin()
         try:
-            outcome = _sync_in_transaction(conn, job)
+            outcome = _sync_in_transaction(conn, job, tried)
         except BaseException:
             transaction.rollback()
             raise
@@ -134,7 +171,7 @@ def _in_transaction(engine: Engine, job: TenantJob) -> _Outcome:
         return outcome
 
 
-def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
+def _sync_in_transaction(conn: Connection, job: TenantJob, tried: list[Changes]) -> _Outcome:
     options = job.options
     lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
     exists = check_schema_access(conn, job.schema, write=not job.dry_run)
@@ -147,6 +184,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
         execute_batch(conn, [f"CREATE SCHEMA {quote(job.schema)}"])
 
     plan = plan_tenant(conn, job.schema, job.model, options)
+    tried.append(plan.changes(()))
     if options.strict and plan.changes(()).differences:
         raise TenantFailure(strict_failure(plan.changes(()).differences))
     keep = not exists and job.signup_cache is not None and not plan.withheld and not job.dry_run
@@ -159,7 +197,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob) -> _Outcome:
     if not exists:
         changes = with_schema_created(job.schema, changes)
     if job.dry_run:
-        return _Outcome("planned" if changes.operations else "unchanged", changes)
+        return _checked(changes, run_checks(conn, changes.checks) if exists else [])
     if job.signup_cache is not None and signup_sql is not None:
         job.signup_cache.remember(plan.changes(signup_sql))
     if not plan.withheld and read_version(plan.context) != job.model.fingerprint:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from ..changes import strict_failure
+from ..changes import Changes, strict_failure
 from ..engine import connect
 from ..failures import failure_message
 from ..model import Model
@@ -60,9 +60,14 @@ class TenantShapes:
             return TenantResult.of(schema, "failed", changes.changes, error=error, attempts=0)
         if changes.up_to_date:
             return TenantResult.of(schema, "unchanged", changes.changes, attempts=0)
-        if dry_run:
+        if dry_run and not changes.changes.checks:
             return TenantResult.of(schema, "planned", changes.changes, attempts=0)
         return None
+
+    def planned(self, schema: str) -> Changes | None:
+        """The changes the tenant's shape needs, if there are any to run, else None."""
+        changes = self.changes.get(schema)
+        return None if changes is None or changes.up_to_date else changes.changes
 
     def round_trip(self, schema: str, model: Model) -> RoundTrip | None:
         """The trip that applies the tenant's change set, or None if it has none to apply."""
