@@ -4,7 +4,7 @@ Every operation of a plan gets one class:
 
 * ``safe``: no data at risk and no table rewrite: a new table, index or nullable
   column (or one with a default), a widening type change, DROP NOT NULL, a new enum
-  label, a comment, a dropped index or constraint;
+  label, a comment, a dropped index or constraint, a declared rename;
 * ``data_dependent``: may fail on the rows a tenant holds, but loses nothing: SET NOT
   NULL, a new UNIQUE, CHECK or FOREIGN KEY, a NOT NULL column without a default;
 * ``rewrite``: rewrites the table but keeps every value (``integer`` to ``bigint``);

@@ -118,6 +118,12 @@ def _row_checks(
         )
     if isinstance(op, ops.CreateForeignKeyOp):
         yield from _foreign_key_check(op, described, table, new_columns)
+    if isinstance(op, ops.CreateCheckConstraintOp):
+        yield DataCheck(
+            described,
+            f"SELECT count(*) FROM {source} WHERE NOT coalesce({op.condition}, true)",
+            "row{s} that break it",
+        )
 
 
 def _unique_columns(op: ops.MigrateOperation) -> list[str]:

@@ -48,6 +48,8 @@ def describe_operation(op: ops.MigrateOperation) -> str:
             f"add unique constraint {_name(op.constraint_name)}on {op.table_name} "
             f"({', '.join(op.columns)})"
         )
+    if isinstance(op, ops.CreateCheckConstraintOp):
+        return f"add check constraint {_name(op.constraint_name)}on {op.table_name}: {op.condition}"
     if isinstance(op, ops.DropConstraintOp):
         kind = f"{op.constraint_type} " if op.constraint_type else ""
         return f"drop {kind}constraint {op.constraint_name} on {op.table_name}"
@@ -68,6 +70,9 @@ def _name(name: object) -> str:
 def _describe_alter(op: ops.AlterColumnOp) -> str:
     column = f"{op.table_name}.{op.column_name}"
     parts: list[str] = []
+    new_name = op.modify_name
+    if new_name:
+        parts.append(f"rename column {column} to {new_name}")
     if op.modify_type is not None:
         parts.append(
             f"change type of {column} from {_type(op.existing_type)} to {_type(op.modify_type)}"

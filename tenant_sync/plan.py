@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from .changes import Changes
+from .check_constraints import compare_checks
 from .classes import AllowSpec, classify, is_allowed
 from .corrections import correct_plan
 from .data_checks import data_checks
@@ -23,6 +24,7 @@ from .describe import describe_operation
 from .enum_labels import compare_enum_labels
 from .model import Model
 from .options import SyncOptions
+from .renames import apply_renames
 
 __all__ = ["IGNORED_TABLES", "Plan", "ignored_tables", "plan_tenant", "split_by_class"]
 
@@ -93,7 +95,10 @@ def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOption
     )
     script = produce_migrations(context, model.metadata)
     assert script.upgrade_ops is not None
-    leaves = correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model)
+    leaves = apply_renames(correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model))
+    created = {op.table_name for op in leaves if isinstance(op, ops.CreateTableOp)}
+    # After the columns the plan adds, which a CHECK may name.
+    leaves += compare_checks(conn, schema, model, created)
     to_run, withheld = split_by_class(leaves, options.allow)
     # Enum labels, which autogenerate does not compare: added before anything else, so
     # that a type has them before a column of it changes.

@@ -300,3 +300,64 @@ def test_widening_a_column_applies_without_a_rewrite_and_narrowing_is_withheld(
         "amount": "numeric(14,2)",
         "code": "character varying(10)",
     }
+
+
+def _priced(version: int) -> sa.MetaData:
+    metadata = sa.MetaData()
+    products = sa.Table(
+        "products",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("price", sa.Integer, nullable=False),
+        sa.Column("stock", sa.Integer),
+    )
+    checks = {
+        1: [
+            sa.CheckConstraint("price >= 0", name="price_not_negative"),
+            sa.CheckConstraint("stock < 1000", name="stock_capped"),
+        ],
+        2: [
+            sa.CheckConstraint("price > 0", name="price_not_negative"),
+            sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
+        ],
+    }[version]
+    for check in checks:
+        products.append_constraint(check)
+    if version >= 2:
+        products.append_column(sa.Column("active", sa.Boolean(create_constraint=True)))
+    return metadata
+
+
+def test_check_constraints_are_added_changed_and_dropped_by_name_and_definition(
+    database_url: URL, engine: Engine
+) -> None:
+    _sign_up(database_url, _priced(1), ["shop", "free"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO shop.products (price, stock) VALUES (5, 3)"))
+        conn.execute(sa.text("INSERT INTO free.products (price, stock) VALUES (0, 3), (0, 4)"))
+    model = _priced(2)
+    build_with_create_all(engine, model, "reference")
+
+    with TenantSync(database_url, model, tenants=["shop", "free"]) as ts:
+        dry = ts.sync_all(dry_run=True)
+        report = ts.sync_all()
+        again = ts.sync_all()
+    with TenantSync(database_url, model, tenants=["shop"], verify=True) as ts:
+        verified = ts.sync_all()
+
+    shop, free = report.get("shop"), report.get("free")
+    assert shop is not None and free is not None
+    assert shop.status == "migrated", shop.error
+    assert "drop check constraint stock_capped on products" in shop.operations
+    assert "add check constraint price_not_negative on products: (price > 0)" in shop.operations
+    assert differences(engine, "shop", "reference") == {}
+    again_shop = again.get("shop")
+    assert again_shop is not None and again_shop.status == "unchanged"
+    assert verified.results[0].status == "unchanged"
+    dry_free = dry.get("free")
+    assert dry_free is not None and dry_free.status == "failed"
+    assert dry_free.error == (
+        "'add check constraint price_not_negative on products: (price > 0)' would fail:"
+        " 2 rows that break it"
+    )
+    assert free.status == "failed", "the rows the model forbids are not silently kept"

@@ -56,7 +56,7 @@ MATCH_COMMENT_PREFIX = "tenant_sync: shape matches model "
 
 # Bumped whenever the fingerprint or the comparison changes meaning, so that records
 # written by an older tenant_sync are not believed.
-_MATCH_FORMAT = "2"
+_MATCH_FORMAT = "3"
 
 
 @dataclass(frozen=True)
