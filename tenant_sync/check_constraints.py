@@ -92,18 +92,16 @@ def model_checks(conn: Connection, model: Model) -> Checks | None:
 
 
 def _build_model_checks(conn: Connection, model: Model) -> Checks | None:
+    copy = _tables_with_checks(model)
+    if not copy.tables:
+        return {}
     scratch = f"tenant_sync_scratch_{uuid.uuid4().hex[:12]}"
-    # A copy of the model, so that create_all's events never touch the shared MetaData.
-    copy = sa.MetaData()
-    for table in model.metadata.tables.values():
-        table.to_metadata(copy)
-    tenant_tables = [copy.tables[table.name] for table in model.tenant_tables]
     savepoint = conn.begin_nested()
     try:
         conn.execute(sa.text(f"CREATE SCHEMA {quote(scratch)}"))
         conn.execute(sa.text("SELECT set_config('search_path', :path, true)"), {"path": scratch})
-        copy.create_all(conn, tables=tenant_tables)
-        return _read_checks(conn, scratch, [table.name for table in tenant_tables])
+        copy.create_all(conn)
+        return _read_checks(conn, scratch, sorted(copy.tables))
     except sa.exc.DBAPIError as exc:
         log.warning(
             "CHECK constraints are not compared: building the model in a scratch schema failed: %s",
@@ -112,6 +110,41 @@ def _build_model_checks(conn: Connection, model: Model) -> Checks | None:
         return None
     finally:
         savepoint.rollback()  # the schema, its tables and the search_path all go
+
+
+def _tables_with_checks(model: Model) -> sa.MetaData:
+    """The model's tenant tables that have CHECKs, reduced to their columns and CHECKs.
+
+    A new MetaData (with the model's naming convention, which names constraints), new
+    columns and copied types: the shared model is never touched, and the scratch build
+    makes no key, index or default, only what a CHECK needs to be parsed.
+    """
+    copy = sa.MetaData(naming_convention=model.metadata.naming_convention)
+    for table in model.tenant_tables:
+        checks = [c for c in table.constraints if isinstance(c, sa.CheckConstraint)]
+        inline = [c for column in table.columns for c in column.constraints]
+        has_typed = any(
+            getattr(column.type, "create_constraint", False) for column in table.columns
+        )
+        if not checks and not inline and not has_typed:
+            continue
+        columns = [
+            sa.Column(
+                column.name,
+                column.type.copy(),
+                *[_copied(c) for c in column.constraints if isinstance(c, sa.CheckConstraint)],
+                nullable=column.nullable,
+            )
+            for column in table.columns
+        ]
+        # Checks a type makes (Boolean, non-native Enum) come again with the copied type.
+        own = [_copied(c) for c in checks if not getattr(c, "_type_bound", False)]
+        sa.Table(table.name, copy, *columns, *own)
+    return copy
+
+
+def _copied(check: sa.CheckConstraint) -> sa.CheckConstraint:
+    return sa.CheckConstraint(check.sqltext, name=check.name)
 
 
 def _read_checks(conn: Connection, schema: str, tables: list[str]) -> Checks:

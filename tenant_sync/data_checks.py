@@ -130,12 +130,9 @@ def _unique_columns(op: ops.MigrateOperation) -> list[str]:
     if isinstance(op, ops.CreateUniqueConstraintOp):
         return list(op.columns)
     if isinstance(op, ops.CreateIndexOp) and op.unique:
+        # An expression index has no plain column names: not checked.
         names = [getattr(column, "name", column) for column in op.columns]
-        return (
-            [name for name in names if isinstance(name, str)]
-            if all(isinstance(name, str) for name in names)
-            else []
-        )
+        return [str(name) for name in names] if all(isinstance(n, str) for n in names) else []
     return []
 
 

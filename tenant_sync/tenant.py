@@ -184,9 +184,10 @@ def _sync_in_transaction(conn: Connection, job: TenantJob, tried: list[Changes])
         execute_batch(conn, [f"CREATE SCHEMA {quote(job.schema)}"])
 
     plan = plan_tenant(conn, job.schema, job.model, options)
-    tried.append(plan.changes(()))
-    if options.strict and plan.changes(()).differences:
-        raise TenantFailure(strict_failure(plan.changes(()).differences))
+    planned = plan.changes(())  # the SQL is known once rendered or run
+    tried.append(planned)
+    if options.strict and planned.differences:
+        raise TenantFailure(strict_failure(planned.differences))
     keep = not exists and job.signup_cache is not None and not plan.withheld and not job.dry_run
     # Rendered before it runs: rendering looks up which enum types exist.
     signup_sql = render_plan(conn, plan) if keep else None
