@@ -132,3 +132,14 @@ def differences(
                 ("model only", row) for row in only_theirs
             ]
     return found
+
+
+def relfilenode(engine: Engine, schema: str, table: str) -> int:
+    """The table's file on disk: the same after a change that rewrites nothing, new after a rewrite."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.text("SELECT pg_relation_filenode(CAST(:name AS regclass))"),
+            {"name": f"{schema}.{table}"},
+        ).scalar_one()
+    assert isinstance(value, int)
+    return value

@@ -11,22 +11,12 @@ import logging
 import pytest
 import sqlalchemy as sa
 from cli_model import ledger_v2
-from helpers import columns
+from helpers import columns, relfilenode
 from models import ledger_model
 from sqlalchemy.engine import URL, Engine
 from test_cli import run_cli, text_url
 
 from tenant_sync import ConfigurationError, TenantSync
-
-
-def _relfilenode(engine: Engine, schema: str, table: str) -> int:
-    with engine.connect() as conn:
-        value = conn.execute(
-            sa.text("SELECT pg_relation_filenode(CAST(:name AS regclass))"),
-            {"name": f"{schema}.{table}"},
-        ).scalar_one()
-    assert isinstance(value, int)
-    return value
 
 
 @pytest.fixture
@@ -66,11 +56,11 @@ def test_a_rewrite_applies_when_allowed_and_replaces_the_table_file_a_safe_chang
 ) -> None:
     model = ledger_model(2)
     model.tables["entries"].c.booked.server_default = sa.DefaultClause(sa.false())
-    before = _relfilenode(engine, ledger, "entries")
+    before = relfilenode(engine, ledger, "entries")
 
     with TenantSync(database_url, model) as ts:
         (safe,) = ts.sync_all().results
-    after_safe = _relfilenode(engine, ledger, "entries")
+    after_safe = relfilenode(engine, ledger, "entries")
     with TenantSync(database_url, model, allow={"safe", "data_dependent", "rewrite"}) as ts:
         (rewrite,) = ts.sync_all().results
 
@@ -83,7 +73,7 @@ def test_a_rewrite_applies_when_allowed_and_replaces_the_table_file_a_safe_chang
     assert rewrite.operations == ["change type of entries.amount from INTEGER to BIGINT"]
     assert rewrite.classes == ["rewrite"]
     assert rewrite.differences == ["drop column entries.legacy (withheld: destructive)"]
-    assert _relfilenode(engine, ledger, "entries") != after_safe, "the rewrite made a new file"
+    assert relfilenode(engine, ledger, "entries") != after_safe, "the rewrite made a new file"
     assert columns(engine, ledger, "entries")["amount"] == "bigint"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT amount, memo FROM books.entries")).one() == (5, "m")

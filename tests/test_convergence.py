@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from helpers import build_with_create_all, columns, differences
+from helpers import build_with_create_all, columns, differences, relfilenode
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import TenantSync
@@ -30,16 +30,6 @@ def _orders(labels: tuple[str, ...]) -> sa.MetaData:
         sa.Column("state", sa.Enum(*labels, name="order_state"), nullable=True),
     )
     return metadata
-
-
-def _relfilenode(engine: Engine, schema: str, table: str) -> int:
-    with engine.connect() as conn:
-        value = conn.execute(
-            sa.text("SELECT pg_relation_filenode(CAST(:name AS regclass))"),
-            {"name": f"{schema}.{table}"},
-        ).scalar_one()
-    assert isinstance(value, int)
-    return value
 
 
 def _sign_up(url: URL, metadata: sa.MetaData, names: list[str]) -> None:
@@ -279,7 +269,7 @@ def test_widening_a_column_applies_without_a_rewrite_and_narrowing_is_withheld(
                 " VALUES ('t', 'b', 12345678.90, 'abcdefghij')"
             )
         )
-    before = _relfilenode(engine, "notes_tenant", "notes")
+    before = relfilenode(engine, "notes_tenant", "notes")
 
     with TenantSync(database_url, _widths(2)) as ts:
         report = ts.sync_all()
@@ -292,7 +282,7 @@ def test_widening_a_column_applies_without_a_rewrite_and_narrowing_is_withheld(
         "change type of notes.title from VARCHAR(50) to VARCHAR(200)",
     ]
     assert result.withheld == ["change type of notes.code from VARCHAR(10) to VARCHAR(5)"]
-    assert _relfilenode(engine, "notes_tenant", "notes") == before, "no table rewrite"
+    assert relfilenode(engine, "notes_tenant", "notes") == before, "no table rewrite"
     assert columns(engine, "notes_tenant", "notes") == {
         "id": "integer",
         "title": "character varying(200)",
