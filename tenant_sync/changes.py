@@ -22,8 +22,9 @@ class Changes:
 
     ``classes`` and ``withheld_classes`` hold the class of each operation and of each
     withheld change, in the same order.  ``differences`` is what still differs from the
-    model once the operations have run: each withheld change, with its class, unless
-    the user accepted it; accepted ones are in ``accepted``.
+    model once the operations have run: each withheld change, with its class, and each
+    difference tenant_sync does not change (``unplanned``), unless the user accepted
+    it; accepted ones are in ``accepted``.
     """
 
     operations: tuple[str, ...] = ()
@@ -34,25 +35,43 @@ class Changes:
     accept: tuple[str, ...] = ()
     #: What a dry run asks each tenant, read-only: would a data-dependent change fail?
     checks: tuple[DataCheck, ...] = ()
+    #: What differs from the model, as PostgreSQL shows it, that no operation is about.
+    unplanned: tuple[str, ...] = ()
+    unplanned_classes: tuple[ChangeClass, ...] = ()
 
     @property
     def accepted(self) -> tuple[str, ...]:
         """The withheld changes the user accepted (``accept=``): listed, not warned about."""
-        return tuple(change for change in self.withheld if is_accepted(change, self.accept))
+        return tuple(
+            change
+            for change in (*self.withheld, *self.unplanned)
+            if is_accepted(change, self.accept)
+        )
 
     @property
     def differences(self) -> tuple[str, ...]:
         """What still differs from the model after the operations run, in words."""
-        return tuple(
+        withheld = (
             f"{change} (withheld: {change_class})"
             for change, change_class in zip(self.withheld, self.withheld_classes, strict=True)
             if not is_accepted(change, self.accept)
         )
+        unplanned = (
+            f"{change} (not changed by tenant_sync: {change_class})"
+            for change, change_class in zip(self.unplanned, self.unplanned_classes, strict=True)
+            if not is_accepted(change, self.accept)
+        )
+        return (*withheld, *unplanned)
+
+    @property
+    def reaches_model(self) -> bool:
+        """True when the tenant equals the model once the operations have run."""
+        return not self.withheld and not self.unplanned
 
     @property
     def matches_model(self) -> bool:
-        """True when there is nothing to run and nothing withheld."""
-        return not self.operations and not self.withheld
+        """True when there is nothing to run, nothing withheld, and nothing else differs."""
+        return not self.operations and not self.withheld and not self.unplanned
 
 
 def is_accepted(change: str, accept: tuple[str, ...]) -> bool:

@@ -25,6 +25,7 @@ from alembic.operations import ops
 
 from .enum_labels import AddEnumValueOp
 from .errors import ConfigurationError
+from .indexes import CreateIndexFromDefinitionOp
 
 __all__ = [
     "CHANGE_CLASSES",
@@ -95,7 +96,7 @@ def classify(op: ops.MigrateOperation) -> ChangeClass:
         return "safe"
     if isinstance(op, _DATA_DEPENDENT_OPERATIONS):
         return "data_dependent"
-    if isinstance(op, ops.CreateIndexOp):
+    if isinstance(op, ops.CreateIndexOp | CreateIndexFromDefinitionOp):
         return "data_dependent" if op.unique else "safe"
     if isinstance(op, ops.AddColumnOp):
         return _added_column(op.column)

@@ -166,7 +166,7 @@ class TenantSync:
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
-                shapes = self._plan_by_shape(pool, names, record=not dry_run)
+                shapes = self._plan_by_shape(pool, names)
                 jobs = []
                 for name in names:
                     settled = shapes.settled(name, dry_run, self.options.strict)
@@ -192,7 +192,7 @@ class TenantSync:
         """
         names = self.list_tenants()
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            return self._plan_by_shape(pool, names, record=False).drifts()
+            return self._plan_by_shape(pool, names).drifts()
 
     def sync_tenant(self, schema: str, create: bool = True, dry_run: bool = False) -> TenantResult:
         """Sync one tenant in the calling thread, creating its schema first if ``create``.
@@ -239,9 +239,7 @@ class TenantSync:
     def _job(self, schema: str, **fields: Any) -> TenantJob:
         return TenantJob(schema, self.model, self.options, cancel=self._cancel, **fields)
 
-    def _plan_by_shape(
-        self, pool: ThreadPoolExecutor, names: list[str], record: bool
-    ) -> TenantShapes:
+    def _plan_by_shape(self, pool: ThreadPoolExecutor, names: list[str]) -> TenantShapes:
         """Every tenant's shape and its shape's change set; none with ``verify``."""
         if self.options.verify:
             return TenantShapes()
@@ -252,7 +250,6 @@ class TenantSync:
             self.options,
             pool=pool,
             workers=self._usable_workers(),
-            record=record,
         )
 
     def _run_jobs(

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import ops
 
+from .describe import table_of
 from .model import Model
 
 __all__ = ["correct_plan"]
@@ -112,7 +113,7 @@ def _new_tables_after_their_targets(
         for op in operations
         if isinstance(op, ops.CreateTableOp) and op.schema is None
     }
-    altered = {_table_of(op) for op in operations if not isinstance(op, ops.CreateTableOp)}
+    altered = {table_of(op) for op in operations if not isinstance(op, ops.CreateTableOp)}
     moved_tables: set[str] = set()
     # A new table moves if it references an existing table the plan alters, or a new
     # table that moves.
@@ -125,8 +126,8 @@ def _new_tables_after_their_targets(
         targets |= moving
     if not moved_tables:
         return operations
-    stay = [op for op in operations if _table_of(op) not in moved_tables]
-    move = [op for op in operations if _table_of(op) in moved_tables]
+    stay = [op for op in operations if table_of(op) not in moved_tables]
+    move = [op for op in operations if table_of(op) in moved_tables]
     return stay + move
 
 
@@ -140,11 +141,3 @@ def _referenced_tables(op: ops.CreateTableOp) -> set[str]:
             keys.extend(item.foreign_keys)
     parts = (key.target_fullname.split(".") for key in keys)
     return {part[0] for part in parts if len(part) == 2 and part[0] != op.table_name}
-
-
-def _table_of(op: ops.MigrateOperation) -> str | None:
-    for attribute in ("table_name", "source_table"):
-        name = getattr(op, attribute, None)
-        if isinstance(name, str):
-            return name
-    return None

@@ -8,8 +8,9 @@ from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp
+from .indexes import CreateIndexFromDefinitionOp
 
-__all__ = ["describe_operation"]
+__all__ = ["describe_operation", "table_of"]
 
 # A private dialect instance, only for rendering type names; the engine's is never touched.
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -17,7 +18,7 @@ _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 def describe_operation(op: ops.MigrateOperation) -> str:
     """Describe one leaf operation in a short line."""
-    if isinstance(op, (AddEnumValueOp, EnumLabelsDifferOp)):
+    if isinstance(op, AddEnumValueOp | EnumLabelsDifferOp | CreateIndexFromDefinitionOp):
         return op.describe()
     if isinstance(op, ops.CreateTableOp):
         return f"create table {op.table_name}"
@@ -115,3 +116,12 @@ def _names(columns: Any) -> str:
 
 def _qualified(schema: str | None, name: str) -> str:
     return f"{schema}.{name}" if schema else name
+
+
+def table_of(op: ops.MigrateOperation) -> str | None:
+    """The table an operation is about, or None (an enum type's, say)."""
+    for attribute in ("table_name", "source_table"):
+        name = getattr(op, attribute, None)
+        if isinstance(name, str):
+            return name
+    return None

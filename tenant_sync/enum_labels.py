@@ -14,7 +14,7 @@ names it fails, rolled back whole, and the next run (the label then exists) appl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +24,12 @@ from sqlalchemy.engine import Connection
 from .model import Model
 from .sql import literal, quote
 
-__all__ = ["AddEnumValueOp", "EnumLabelsDifferOp", "compare_enum_labels"]
+__all__ = [
+    "AddEnumValueOp",
+    "EnumLabelsDifferOp",
+    "compare_enum_labels",
+    "unusable_enum_values",
+]
 
 
 class AddEnumValueOp(ops.MigrateOperation):
@@ -79,6 +84,32 @@ class EnumLabelsDifferOp(ops.MigrateOperation):
             f"enum {self.type_name} {what}: tenant {self.tenant_labels}, model "
             f"{self.model_labels}; tenant_sync does not remove or reorder enum labels"
         )
+
+
+def unusable_enum_values(
+    added: Iterable[ops.MigrateOperation], differ: Iterable[ops.MigrateOperation]
+) -> list[str]:
+    """How the enum values a plan cannot use appear in a definition: ``'paid'::status``.
+
+    A value added in a transaction cannot be used in it (PostgreSQL: "unsafe use of new
+    value"), and a type whose labels differ may lack the value altogether; an index
+    or CHECK that names one waits for a later sync.  A type with differing labels
+    blocks every value of it (``::status``).
+    """
+    found: list[str] = []
+    for op in added:
+        if isinstance(op, AddEnumValueOp):
+            for name in {op.type_name, quote(op.type_name)}:
+                found.append(f"{_deparsed_literal(op.label)}::{name}")
+    for op in differ:
+        if isinstance(op, EnumLabelsDifferOp):
+            found.extend({f"::{op.type_name}", f"::{quote(op.type_name)}"})
+    return found
+
+
+def _deparsed_literal(value: str) -> str:
+    """``value`` as PostgreSQL's deparser writes a string constant: ``'it''s'``."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 @Operations.implementation_for(AddEnumValueOp)

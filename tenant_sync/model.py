@@ -41,7 +41,13 @@ class Model:
     def include_object(
         self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
-        """Alembic filter: leave shared tables (explicit schema) out of every tenant's diff."""
+        """Alembic filter: leave shared tables (explicit schema) out of every tenant's diff.
+
+        A generated column that both sides have is left out too: autogenerate cannot
+        alter one (it only warns); the yardstick reports a difference in it.
+        """
+        if type_ == "column" and compare_to is not None and obj.computed is not None:
+            return False
         return not (type_ == "table" and not reflected and obj.schema is not None)
 
 

@@ -6,7 +6,7 @@ connection (never Alembic's module-global ``context`` proxy, which is not thread
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +21,20 @@ from .classes import AllowSpec, classify, is_allowed
 from .corrections import correct_plan
 from .data_checks import data_checks
 from .describe import describe_operation
-from .enum_labels import compare_enum_labels
+from .enum_labels import compare_enum_labels, unusable_enum_values
+from .indexes import compare_indexes, without_index_ops
 from .model import Model
 from .options import SyncOptions
 from .renames import apply_renames
+from .yardstick import (
+    Difference,
+    State,
+    compare_states,
+    model_state,
+    read_state,
+    tables_of,
+    untouched,
+)
 
 __all__ = ["IGNORED_TABLES", "Plan", "ignored_tables", "plan_tenant", "split_by_class"]
 
@@ -46,6 +56,13 @@ class Plan:
     operations: tuple[ops.MigrateOperation, ...]
     withheld: tuple[ops.MigrateOperation, ...]
     accept: tuple[str, ...] = ()
+    #: What differs from the model that no operation, run or withheld, is about.
+    unplanned: tuple[Difference, ...] = ()
+
+    @property
+    def reaches_model(self) -> bool:
+        """True when the tenant equals the model once the operations have run."""
+        return not self.withheld and not self.unplanned
 
     @property
     def descriptions(self) -> list[str]:
@@ -67,6 +84,8 @@ class Plan:
             withheld_classes=tuple(classify(op) for op in self.withheld),
             accept=self.accept,
             checks=data_checks(self.operations),
+            unplanned=tuple(difference.describe() for difference in self.unplanned),
+            unplanned_classes=tuple(difference.change_class for difference in self.unplanned),
         )
 
 
@@ -93,19 +112,73 @@ def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOption
             "compare_server_default": True,
         },
     )
-    script = produce_migrations(context, model.metadata)
-    assert script.upgrade_ops is not None
-    leaves = apply_renames(correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model))
-    created = {op.table_name for op in leaves if isinstance(op, ops.CreateTableOp)}
-    # After the columns the plan adds, which a CHECK may name.
-    leaves += compare_checks(conn, schema, model, created)
-    to_run, withheld = split_by_class(leaves, options.allow)
+    ignored_names = sorted(ignored)
+    wanted = model_state(conn, model, ignored_names)
+    have = read_state(conn, schema, ignored_names) if wanted is not None else None
+    differences = compare_states(have, wanted) if have is not None and wanted is not None else None
+    if differences == []:
+        # Equal to the model as PostgreSQL shows it: nothing to ask Alembic.
+        return Plan(schema, context, (), (), options.accept)
     # Enum labels, which autogenerate does not compare: added before anything else, so
     # that a type has them before a column of it changes.
     labels_added, labels_differ = compare_enum_labels(conn, schema, model)
-    return Plan(
-        schema, context, (*labels_added, *to_run), (*withheld, *labels_differ), options.accept
-    )
+    leaves = _compared_by_alembic(context, model)
+    if have is not None and wanted is not None:
+        unusable = unusable_enum_values(labels_added, labels_differ)
+        leaves = _with_state_comparisons(leaves, have, wanted, model, unusable)
+    to_run, withheld = split_by_class(leaves, options.allow)
+    operations = (*labels_added, *to_run)
+    withheld_all = (*withheld, *labels_differ)
+    unplanned = untouched(differences or (), (*operations, *withheld_all))
+    return Plan(schema, context, operations, withheld_all, options.accept, tuple(unplanned))
+
+
+def _compared_by_alembic(context: MigrationContext, model: Model) -> list[ops.MigrateOperation]:
+    """Autogenerate's operations, corrected (see :mod:`tenant_sync.corrections`), renames found."""
+    script = produce_migrations(context, model.metadata)
+    assert script.upgrade_ops is not None
+    return apply_renames(correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model))
+
+
+def _with_state_comparisons(
+    leaves: list[ops.MigrateOperation],
+    have: State,
+    wanted: State,
+    model: Model,
+    unusable: Collection[str],
+) -> list[ops.MigrateOperation]:
+    """Autogenerate's operations with what tenant_sync compares itself from the two states.
+
+    CHECKs and indexes of the tables both have (see :mod:`tenant_sync.check_constraints`
+    and :mod:`tenant_sync.indexes`): index drops first, then autogenerate's operations,
+    then CHECKs and new indexes, which may name the columns the plan adds.  Those whose
+    model definition uses an enum value in ``unusable`` are left for a later sync.
+    """
+    created = {op.table_name for op in leaves if isinstance(op, ops.CreateTableOp)}
+    shared = (tables_of(have) & tables_of(wanted)) - created
+    made = _indexes_of_added_columns(leaves, model)
+    drops, creates = compare_indexes(have, wanted, shared, made, unusable)
+    return [
+        *drops,
+        *without_index_ops(leaves, shared),
+        *compare_checks(have, wanted, created, unusable),
+        *creates,
+    ]
+
+
+def _indexes_of_added_columns(leaves: Iterable[ops.MigrateOperation], model: Model) -> set[str]:
+    """The indexes that ``add_column`` makes with a column declared ``index=True``."""
+    names: set[str] = set()
+    for op in leaves:
+        table = (
+            model.metadata.tables.get(op.table_name) if isinstance(op, ops.AddColumnOp) else None
+        )
+        if table is None or not isinstance(op, ops.AddColumnOp) or not op.column.index:
+            continue
+        for index in table.indexes:
+            if [column.name for column in index.columns] == [op.column.name] and index.name:
+                names.add(str(index.name))
+    return names
 
 
 def split_by_class(

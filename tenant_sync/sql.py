@@ -6,7 +6,9 @@ Both are plain SQL, right as bound values and in statements sent without paramet
 
 from __future__ import annotations
 
-__all__ = ["literal", "quote"]
+from importlib.resources import files
+
+__all__ = ["literal", "quote", "read_query"]
 
 
 def quote(name: str) -> str:
@@ -25,3 +27,15 @@ def literal(value: str) -> str:
     if "\x00" in value:
         raise ValueError("PostgreSQL text cannot contain NUL characters")
     return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def read_query(package: str, name: str) -> str:
+    """The query in file ``name`` of ``package``, as sent: its leading comment block left out.
+
+    The comment is for readers of the file; the server need not parse it on every call.
+    """
+    text = files(package).joinpath(name).read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    while lines and lines[0].startswith("--"):
+        lines.pop(0)
+    return "".join(lines)

@@ -188,7 +188,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob, tried: list[Changes])
     tried.append(planned)
     if options.strict and planned.differences:
         raise TenantFailure(strict_failure(planned.differences))
-    keep = not exists and job.signup_cache is not None and not plan.withheld and not job.dry_run
+    keep = not exists and job.signup_cache is not None and plan.reaches_model and not job.dry_run
     # Rendered before it runs: rendering looks up which enum types exist.
     signup_sql = render_plan(conn, plan) if keep else None
     if job.dry_run:
@@ -201,7 +201,7 @@ def _sync_in_transaction(conn: Connection, job: TenantJob, tried: list[Changes])
         return _checked(changes, run_checks(conn, changes.checks) if exists else [])
     if job.signup_cache is not None and signup_sql is not None:
         job.signup_cache.remember(plan.changes(signup_sql))
-    if not plan.withheld and read_version(plan.context) != job.model.fingerprint:
+    if plan.reaches_model and read_version(plan.context) != job.model.fingerprint:
         statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
         execute_batch(conn, statements)
     return _Outcome("migrated" if changes.operations else "unchanged", changes)

@@ -26,7 +26,7 @@ from ..report import Drift, TenantResult
 from ..session import set_up_session
 from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
-from .shapes import ChangeSet, group_by_shape, known_match, plan_shape, record_match
+from .shapes import ChangeSet, group_by_shape, plan_shape
 
 __all__ = ["SHAPE_CHUNK_MIN", "TenantShapes", "plan_by_shape"]
 
@@ -96,22 +96,20 @@ def plan_by_shape(
     *,
     pool: ThreadPoolExecutor,
     workers: int,
-    record: bool,
 ) -> TenantShapes:
     """Read every tenant's shape and compare each distinct shape with the model once.
 
     ``pool`` runs the comparisons, ``workers`` connections at most; the pass itself runs
     in up to ``workers - 1`` chunks at once.  The first tenant is compared with the
-    model while the pass runs (unless its shape is recorded as matching): most often
-    all tenants share its shape, and the comparison, whose reflection scans the whole
-    catalog, is then out of the way when the pass ends.  With ``record``, a shape found
-    to match the model is recorded, so that the next run need not compare it.
+    model while the pass runs: most often all tenants share its shape, and the
+    comparison (which builds the model's state once, and runs Alembic if the shape
+    differs from it) is then out of the way when the pass ends.
     """
     if not names:
         return TenantShapes()
     first = pool.submit(plan_shape, engine, names[0], model, options)
     shapes = _read_shapes(engine, names, options, workers)
-    changes = _compare_shapes(engine, names, shapes, model, options, pool, first, record)
+    changes = _compare_shapes(engine, names, shapes, model, options, pool, first)
     return TenantShapes(shapes, changes)
 
 
@@ -156,26 +154,22 @@ def _compare_shapes(
     options: SyncOptions,
     pool: ThreadPoolExecutor,
     first: Future[ChangeSet],
-    record: bool,
 ) -> dict[str, ChangeSet]:
     """Compare one representative per shape with the model; map each tenant to its set.
 
     ``first`` is the change set of the first tenant's shape, begun before the pass.  A
-    shape recorded as matching the model needs no comparison.  A shape whose comparison
+    shape whose comparison
     fails is left out: its tenants are then synced one by one, and each reports its own
     error.
     """
     groups = group_by_shape(shapes, names)
-    recorded = {shape.version_comment for shape in shapes.values()}
     ready = _early_change_set(first)
     changes: dict[str, ChangeSet] = {}
     futures: dict[Future[ChangeSet], list[str]] = {}
     found: list[tuple[ChangeSet, list[str]]] = []
     for tenants in groups.values():
         shape = shapes[tenants[0]]
-        if known_match(shape, model, recorded):
-            changes.update(dict.fromkeys(tenants, ChangeSet.matching(shape, tenants[0])))
-        elif ready is not None and ready.shape.fingerprint == shape.fingerprint:
+        if ready is not None and ready.shape.fingerprint == shape.fingerprint:
             found.append((ready, tenants))
         else:
             future = pool.submit(plan_shape, engine, tenants[0], model, options, shape)
@@ -192,14 +186,12 @@ def _compare_shapes(
             )
     for change_set, tenants in found:
         changes.update(dict.fromkeys(tenants, change_set))
-        if record and change_set.matches_model:
-            record_match(engine, change_set, model, options)
     if groups:
         log.info(
             "%d tenants in %d distinct shapes (%d compared with the model)",
             sum(map(len, groups.values())),
             len(groups),
-            len(futures) + (ready is not None and ready.compared),
+            len(futures) + (ready is not None),
         )
     return changes
 

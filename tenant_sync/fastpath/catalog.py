@@ -20,13 +20,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib.resources import files
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..failures import SHAPE_CHANGED
-from ..sql import literal
+from ..sql import literal, read_query
 
 __all__ = ["EMPTY_SCHEMA", "Shape", "read_shapes", "recheck_statement"]
 
@@ -45,9 +44,6 @@ class Shape:
     relations: tuple[str, ...]
     enum_types: tuple[str, ...]
     has_version_table: bool
-    #: The comment on the tenant's version table: where tenant_sync records shapes
-    #: found to match the model (see :mod:`tenant_sync.fastpath.shapes`).
-    version_comment: str = ""
     #: This tenant's catalog rows at the time of the pass (see :func:`recheck_statement`).
     stamp: str = EMPTY_STAMP
 
@@ -56,22 +52,11 @@ class Shape:
 EMPTY_SCHEMA = Shape(fingerprint="", relations=(), enum_types=(), has_version_table=False)
 
 
-_SQL = files("tenant_sync.fastpath")
-
-
-def _query(name: str) -> str:
-    """A query of this package, as sent: its leading comment block (for readers) left out."""
-    lines = _SQL.joinpath(name).read_text(encoding="utf-8").splitlines(keepends=True)
-    while lines and lines[0].startswith("--"):
-        lines.pop(0)
-    return "".join(lines)
-
-
 #: Every tenant's shape, fingerprint and stamp; the chunk's schemas bound as a parameter.
-_SHAPE_PASS_SQL = _query("shape_pass.sql")
+_SHAPE_PASS_SQL = read_query("tenant_sync.fastpath", "shape_pass.sql")
 
 #: One tenant's stamp, recomputed by the recheck under the tenant's lock.
-_STAMP_SQL = _query("stamp.sql")
+_STAMP_SQL = read_query("tenant_sync.fastpath", "stamp.sql")
 
 
 # The recheck runs _STAMP_SQL through a function in the session's own temporary schema,
@@ -141,10 +126,9 @@ def read_shapes(
             relations=tuple(relations or ()),
             enum_types=tuple(enum_types or ()),
             has_version_table=bool(has_version_table),
-            version_comment=version_comment or "",
             stamp=stamp or EMPTY_STAMP,
         )
-        for name, fingerprint, relations, enum_types, has_version_table, version_comment, stamp in rows
+        for name, fingerprint, relations, enum_types, has_version_table, stamp in rows
     }
 
 

@@ -187,24 +187,12 @@ relation_names AS (
         bool_or(relname = :version_table) AS has_version_table
     FROM all_rels GROUP BY nsp
 ),
-version_comments AS (
-    SELECT r.nsp, d.description
-    FROM all_rels r
-    CROSS JOIN LATERAL (
-        SELECT d.description FROM pg_catalog.pg_description d
-        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
-            AND d.objsubid = 0
-        OFFSET 0
-    ) d
-    WHERE r.relname = :version_table
-),
 enum_names AS (
     SELECT nsp, array_agg(typname ORDER BY typname) AS enum_types FROM enums GROUP BY nsp
 )
 SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table,
-    vc.description, f.stamp
+    f.stamp
 FROM tenants t
 LEFT JOIN fingerprints f ON f.nsp = t.nsp
 LEFT JOIN relation_names rn ON rn.nsp = t.nsp
 LEFT JOIN enum_names en ON en.nsp = t.nsp
-LEFT JOIN version_comments vc ON vc.nsp = t.nsp

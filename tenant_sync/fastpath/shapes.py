@@ -6,57 +6,31 @@ shape, read-only, and its change set (operations in words, the rendered SQL, wit
 changes) is shared by every tenant of that shape.  Each tenant still applies it in its own
 transaction, after re-checking under its own lock that it is as the pass saw it.
 
-A shape found to match the model exactly is remembered in the database, in a comment
-on the representative's version table, under a key made of the shape's fingerprint,
-the model's fingerprint and the versions of the code that compared them.  The catalog
-pass reads those comments with everything else, so later runs report every tenant of
-that shape ``unchanged`` without running autogenerate, whose reflection queries scan
-the whole catalog (about 5 s at 10,000 tenants).  Nothing about a tenant is trusted:
-its structure is still read from the catalog on every run, and a tenant that drifts
-has another fingerprint, which is compared afresh.
+Whether a shape equals the model is asked of PostgreSQL itself (see
+:mod:`tenant_sync.yardstick`): the representative's state is compared with the model's,
+and Alembic runs only for a shape that differs.  Nothing about a tenant is trusted
+from an earlier run: its structure is read from the catalog on every run, and a
+tenant that drifts has another fingerprint, which is compared afresh.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..apply import render_plan
-from ..batch import execute_batch
 from ..changes import Changes
 from ..engine import unprepared
 from ..model import Model
 from ..options import SyncOptions
 from ..plan import ignored_tables, plan_tenant
-from ..session import check_schema_access, lock_tenant, set_up_session
-from ..sql import literal, quote
-from ..versions import library_versions
+from ..session import check_schema_access, set_up_session
 from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
 
-__all__ = [
-    "ChangeSet",
-    "ShapeChanged",
-    "group_by_shape",
-    "known_match",
-    "match_key",
-    "plan_shape",
-    "record_match",
-]
-
-log = logging.getLogger(__name__)
-
-#: Prefix of the version-table comment that records a shape matching the model.
-MATCH_COMMENT_PREFIX = "tenant_sync: shape matches model "
-
-# Bumped whenever the fingerprint or the comparison changes meaning, so that records
-# written by an older tenant_sync are not believed.
-_MATCH_FORMAT = "3"
+__all__ = ["ChangeSet", "ShapeChanged", "group_by_shape", "plan_shape"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +40,6 @@ class ChangeSet:
     shape: Shape
     representative: str
     changes: Changes
-    #: False when the change set comes from a recorded match, without a comparison.
-    compared: bool = field(default=True, compare=False)
-
-    @classmethod
-    def matching(cls, shape: Shape, representative: str) -> ChangeSet:
-        """The change set of a shape recorded as matching the model: nothing to do."""
-        return cls(shape, representative, Changes(), compared=False)
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -92,13 +59,14 @@ class ChangeSet:
     def round_trip(self, schema: str, shape: Shape, fingerprint: str) -> RoundTrip:
         """The trip that applies this change set to ``schema``, whose own shape is ``shape``.
 
-        The version (``fingerprint``, the model's) is recorded only when nothing is withheld.
+        The version (``fingerprint``, the model's) is recorded only when the tenant then
+        equals the model.
         """
         return RoundTrip(
             schema,
             shape,
             self.changes,
-            version=None if self.changes.withheld else fingerprint,
+            version=fingerprint if self.changes.reaches_model else None,
         )
 
 
@@ -127,8 +95,7 @@ def plan_shape(
 
     The representative's shape is read in the same snapshot as the comparison, so the
     change set is known to be that shape's: ``expected`` (the shape the catalog pass saw),
-    when given, must be it, or ShapeChanged is raised.  A shape recorded as matching
-    the model is not compared.  Raises whatever the comparison raises; the caller then
+    when given, must be it, or ShapeChanged is raised.  Raises whatever the comparison raises; the caller then
     syncs the shape's tenants one by one, so each reports its own error.
     """
     with engine.connect() as conn, unprepared(conn):
@@ -139,8 +106,6 @@ def plan_shape(
             shape = _read_shape(conn, representative, options)
             if expected is not None and shape.fingerprint != expected.fingerprint:
                 raise ShapeChanged(f"{representative} changed since the catalog pass")
-            if known_match(shape, model, {shape.version_comment}):
-                return ChangeSet.matching(shape, representative)
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
             check_schema_access(conn, representative, write=False)
             plan = plan_tenant(conn, representative, model, options)
@@ -155,42 +120,3 @@ def _read_shape(conn: Connection, schema: str, options: SyncOptions) -> Shape:
     if schema not in shapes:
         raise ShapeChanged(f"{schema} no longer exists")
     return shapes[schema]
-
-
-def match_key(shape: Shape, model: Model) -> str:
-    """The key under which ``shape`` is recorded as matching ``model``."""
-    versions = library_versions()
-    parts = [
-        _MATCH_FORMAT,
-        shape.fingerprint,
-        model.fingerprint,
-        versions["tenant_sync"],
-        versions["alembic"],
-        versions["sqlalchemy"],
-    ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
-def known_match(shape: Shape, model: Model, recorded: Collection[str]) -> bool:
-    """True when ``recorded`` (the version-table comments seen) says ``shape`` matches ``model``."""
-    return MATCH_COMMENT_PREFIX + match_key(shape, model) in recorded
-
-
-def record_match(engine: Engine, changes: ChangeSet, model: Model, options: SyncOptions) -> None:
-    """Record on the representative's version table that its shape matches the model.
-
-    Best effort: the record only saves later runs a comparison, so a failure (the role
-    does not own the table, a lock is held) is logged and ignored.
-    """
-    if not changes.shape.has_version_table:
-        return
-    table = f"{quote(changes.representative)}.{quote(options.version_table)}"
-    comment = literal(MATCH_COMMENT_PREFIX + match_key(changes.shape, model))
-    try:
-        with engine.connect() as conn, unprepared(conn), conn.begin():
-            lock_tenant(
-                conn, changes.representative, options.lock_timeout, options.statement_timeout
-            )
-            execute_batch(conn, [f"COMMENT ON TABLE {table} IS {comment}"])
-    except sa.exc.DBAPIError as exc:
-        log.debug("could not record that %s matches the model: %s", changes.representative, exc)
