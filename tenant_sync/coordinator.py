@@ -29,6 +29,7 @@ from .fastpath.signup import SignupCache
 from .model import Model
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
+from .renames import obsolete_hints
 from .report import Drift, SyncReport, TenantResult
 from .tenant import TenantJob, sync_one
 
@@ -188,11 +189,19 @@ class TenantSync:
 
         Returns one :class:`~tenant_sync.Drift` per distinct structure that differs
         from the model: its tenants, the operations a sync would run and the
-        destructive changes it would withhold.  Tenants that match are left out.
+        destructive changes it would withhold.  Tenants that match are left out.  A
+        declared rename (``info={"renamed_from": ...}``) that no tenant needs any more is
+        named in a warning: the hint can go.
         """
         names = self.list_tenants()
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            return self._plan_by_shape(pool, names).drifts()
+            shapes = self._plan_by_shape(pool, names)
+        if names and len(shapes.changes) == len(names):  # every tenant's plan is known
+            for hint in obsolete_hints(self.model.metadata, shapes.planned_words()):
+                log.warning(
+                    "the rename hint on %s is no longer needed: no tenant has the old column", hint
+                )
+        return shapes.drifts()
 
     def sync_tenant(self, schema: str, create: bool = True, dry_run: bool = False) -> TenantResult:
         """Sync one tenant in the calling thread, creating its schema first if ``create``.

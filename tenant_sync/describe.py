@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql
 
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp
 from .indexes import CreateIndexFromDefinitionOp
+from .renames import RenameConflictOp
 
 __all__ = ["describe_operation", "table_of"]
 
@@ -18,7 +19,9 @@ _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 def describe_operation(op: ops.MigrateOperation) -> str:
     """Describe one leaf operation in a short line."""
-    if isinstance(op, AddEnumValueOp | EnumLabelsDifferOp | CreateIndexFromDefinitionOp):
+    if isinstance(
+        op, AddEnumValueOp | EnumLabelsDifferOp | CreateIndexFromDefinitionOp | RenameConflictOp
+    ):
         return op.describe()
     if isinstance(op, ops.CreateTableOp):
         return f"create table {op.table_name}"

@@ -122,22 +122,26 @@ def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOption
     # Enum labels, which autogenerate does not compare: added before anything else, so
     # that a type has them before a column of it changes.
     labels_added, labels_differ = compare_enum_labels(conn, schema, model)
-    leaves = _compared_by_alembic(context, model)
+    leaves, conflicts = _compared_by_alembic(context, model)
     if have is not None and wanted is not None:
         unusable = unusable_enum_values(labels_added, labels_differ)
         leaves = _with_state_comparisons(leaves, have, wanted, model, unusable)
     to_run, withheld = split_by_class(leaves, options.allow)
     operations = (*labels_added, *to_run)
-    withheld_all = (*withheld, *labels_differ)
+    withheld_all = (*withheld, *conflicts, *labels_differ)
     unplanned = untouched(differences or (), (*operations, *withheld_all))
     return Plan(schema, context, operations, withheld_all, options.accept, tuple(unplanned))
 
 
-def _compared_by_alembic(context: MigrationContext, model: Model) -> list[ops.MigrateOperation]:
-    """Autogenerate's operations, corrected (see :mod:`tenant_sync.corrections`), renames found."""
+def _compared_by_alembic(
+    context: MigrationContext, model: Model
+) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
+    """Autogenerate's operations, corrected (see :mod:`tenant_sync.corrections`), with
+    declared renames applied; and the renames that conflict (see :mod:`tenant_sync.renames`)."""
     script = produce_migrations(context, model.metadata)
     assert script.upgrade_ops is not None
-    return apply_renames(correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model))
+    leaves = correct_plan(list(_leaf_operations(script.upgrade_ops.ops)), model)
+    return apply_renames(leaves, model.metadata)
 
 
 def _with_state_comparisons(

@@ -33,6 +33,7 @@ from .describe import table_of
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp
 from .indexes import CreateIndexFromDefinitionOp
 from .model import Model
+from .renames import RenameConflictOp
 from .sql import quote, read_query
 
 __all__ = [
@@ -57,7 +58,7 @@ State = dict[Key, str]
 _STATE_SQL = read_query("tenant_sync", "schema_state.sql")
 
 # Built once per model and database; None when it could not be built.
-_model_states: dict[tuple[str, str, tuple[str, ...]], State | None] = {}
+_model_states: dict[tuple[str, str, tuple[str, ...]], State | None] = {}  # None: failed
 _model_states_lock = threading.Lock()
 
 
@@ -148,8 +149,10 @@ def model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State
     """
     key = (conn.engine.url.render_as_string(), model.fingerprint, tuple(ignored))
     # Built under the lock, once: other threads wait for it rather than build it again.
+    # A failure is not kept: it may be passing (a lock on a shared table a foreign key
+    # references, held by a signup), and the next comparison tries again.
     with _model_states_lock:
-        if key not in _model_states:
+        if _model_states.get(key) is None:
             _model_states[key] = _build_model_state(conn, model, ignored)
         return _model_states[key]
 
@@ -257,6 +260,9 @@ def _touched(op: ops.MigrateOperation) -> Iterator[tuple[str, str | None, str | 
         yield "table", None, op.table_name
     elif isinstance(op, AddEnumValueOp | EnumLabelsDifferOp):
         yield "type", None, op.type_name
+    elif isinstance(op, RenameConflictOp):
+        yield "column", table, op.old
+        yield "column", table, op.new
 
 
 def _types_of(op: ops.MigrateOperation) -> Iterator[object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from helpers import build_with_create_all, columns, differences
 from sqlalchemy.engine import URL, Engine
@@ -18,6 +19,12 @@ def _people(version: int) -> sa.MetaData:
     )
     sa.Table("people", metadata, sa.Column("id", sa.Integer, primary_key=True), name)
     return metadata
+
+
+CONFLICT = (
+    "rename column people.name to full_name: both columns exist; neither is dropped"
+    " (move what name holds, then drop it yourself) (withheld: destructive)"
+)
 
 
 def test_a_declared_rename_renames_keeps_the_rows_and_signups_get_the_new_name(
@@ -46,9 +53,45 @@ def test_a_declared_rename_renames_keeps_the_rows_and_signups_get_the_new_name(
     with engine.connect() as conn:
         names = conn.execute(sa.text("SELECT full_name FROM old.people ORDER BY id")).scalars()
         assert list(names) == ["Ada", "Grace"]
-    # Both names present: nothing is dropped; the old column is a withheld difference.
+    # Both names present: nothing is dropped; the conflict is a withheld difference.
     assert twice.operations == []
-    assert twice.differences == ["drop column people.name (withheld: destructive)"]
+    assert twice.differences == [CONFLICT]
     assert set(columns(engine, "twice", "people")) == {"id", "name", "full_name"}
     assert new.status == "migrated"
     assert differences(engine, "new", "reference") == {}
+
+
+def test_a_rename_conflict_drops_nothing_even_with_every_class_allowed(
+    database_url: URL, engine: Engine
+) -> None:
+    with TenantSync(database_url, _people(1)) as ts:
+        ts.sync_tenant("t_both")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO t_both.people (name) VALUES ('Ada')"))
+        conn.execute(sa.text("ALTER TABLE t_both.people ADD COLUMN full_name TEXT"))
+        conn.execute(sa.text("UPDATE t_both.people SET full_name = 'copied'"))
+        conn.execute(sa.text("ALTER TABLE t_both.people ALTER COLUMN full_name SET NOT NULL"))
+
+    with TenantSync(database_url, _people(2), allow_destructive=True) as ts:
+        result = ts.sync_all().get("t_both")
+
+    assert result is not None and result.status == "unchanged" and result.differences == [CONFLICT]
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT name FROM t_both.people")).scalars()
+        assert list(kept) == ["Ada"], "the old column and its data are still there"
+
+
+def test_drift_says_when_a_rename_hint_is_no_longer_needed(
+    database_url: URL, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TenantSync(database_url, _people(1)) as ts:
+        ts.sync_tenant("t1")
+        ts.sync_tenant("t2")
+    hint = "the rename hint on people.full_name (renamed_from='name') is no longer needed"
+    with TenantSync(database_url, _people(2)) as ts:
+        ts.drift()
+        assert hint not in caplog.text, "both tenants still have the old name"
+        ts.sync_all()
+        caplog.clear()
+        ts.drift()
+    assert hint in caplog.text

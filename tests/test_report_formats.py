@@ -5,6 +5,7 @@ No database here: the reports are built directly from TenantResult objects.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -234,6 +235,17 @@ def test_html_header_summarises_the_run() -> None:
     ):
         assert text in header
     assert 'data-status="failed">failed <b>2</b>' in header
+
+
+def test_html_lists_each_change_set_once_with_its_tenants() -> None:
+    page = render_html(sample_report())
+    section = page[page.index('<section class="change-sets">') : page.index("</section>")]
+    summaries = re.findall(r"<summary>(.*?)</summary>", section)
+    assert len(summaries) == 4  # alpha, gamma, the nasty one, epsilon: each its own set
+    assert "Change set 1: 1 tenant (tenant_alpha)" in summaries
+    assert html.escape(NASTY_SCHEMA) in section and NASTY_SCHEMA not in section
+    assert "still differs</span> drop table old_logs (withheld: destructive)" in section
+    assert "failed</span> 1 of 1 tenant" in section
 
 
 def test_write_html_replaces_the_file(tmp_path: Path) -> None:

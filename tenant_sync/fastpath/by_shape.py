@@ -76,6 +76,15 @@ class TenantShapes:
             return None
         return changes.round_trip(schema, shape, model.fingerprint)
 
+    def planned_words(self) -> list[str]:
+        """Every distinct shape's operations and withheld changes, in words."""
+        distinct = {id(changes): changes for changes in self.changes.values()}
+        return [
+            words
+            for changes in distinct.values()
+            for words in (*changes.operations, *changes.changes.withheld)
+        ]
+
     def drifts(self) -> list[Drift]:
         """One :class:`~tenant_sync.Drift` per distinct shape that differs from the model."""
         groups: dict[str, tuple[ChangeSet, list[str]]] = {}

@@ -30,12 +30,17 @@ import re
 from functools import cache
 from html import escape
 from importlib.resources import files
+from itertools import zip_longest
 from pathlib import Path
 
 from ..report import STATUSES, SyncReport
+from .change_sets import NAMES_SHOWN, group_change_sets
 from .summary import format_duration
 
 __all__ = ["render_html", "write_html"]
+
+#: How many change sets the page lists; the table below has every tenant.
+_CHANGE_SETS_SHOWN = 20
 
 _SLOT = re.compile(r"__([A-Z]+)__")
 
@@ -48,6 +53,7 @@ def render_html(report: SyncReport) -> str:
         "TITLE": escape(title),
         "STYLE": _asset("report.css"),
         "HEADER": _header(report, kind),
+        "CHANGESETS": _change_sets(report),
         "OPTIONS": _status_options(report),
         "DATA": _embedded_json(report),
         "SCRIPT": _asset("report.js"),
@@ -91,6 +97,38 @@ def _header(report: SyncReport, kind: str) -> str:
         f"{escape(verdict)}</span></h1><dl>{items}</dl>"
         f'<div class="chips" aria-label="Tenants by status">{chips}</div>'
     )
+
+
+def _change_sets(report: SyncReport) -> str:
+    """Each distinct change set once, with its tenant count and first names (escaped)."""
+    views = group_change_sets(report.results)
+    if not views:
+        return ""
+    blocks = []
+    for number, view in enumerate(views[:_CHANGE_SETS_SHOWN], start=1):
+        names = view.tenants
+        shown = ", ".join(names[:NAMES_SHOWN]) + (", ..." if len(names) > NAMES_SHOWN else "")
+        count = f"{len(names):,} tenant" + ("" if len(names) == 1 else "s")
+        items = [
+            f'<li><span class="class">{escape(change_class)}</span> {escape(operation)}</li>'
+            for operation, change_class in zip_longest(view.operations, view.classes, fillvalue="")
+        ]
+        items += [
+            f'<li><span class="class differs">still differs</span> {escape(text)}</li>'
+            for text in view.differences
+        ]
+        failing = sum(1 for error in view.errors.values() if error)
+        if failing:
+            items.append(
+                f'<li><span class="class failed">failed</span> {failing:,} of {count}</li>'
+            )
+        blocks.append(
+            f"<details><summary>Change set {number}: {escape(count)} ({escape(shown)})</summary>"
+            f"<ul>{''.join(items)}</ul></details>"
+        )
+    if len(views) > _CHANGE_SETS_SHOWN:
+        blocks.append(f"<p>... and {len(views) - _CHANGE_SETS_SHOWN:,} more change sets</p>")
+    return f'<section class="change-sets"><h2>Change sets</h2>{"".join(blocks)}</section>'
 
 
 def _status_options(report: SyncReport) -> str:
