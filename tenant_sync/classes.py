@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from .enum_labels import AddEnumValueOp
+from .enum_labels import AddEnumValueOp, RenameEnumValueOp
 from .errors import ConfigurationError
 from .indexes import CreateIndexFromDefinitionOp
 
@@ -56,6 +56,7 @@ _SAFE_OPERATIONS = (
     ops.CreateTableCommentOp,
     ops.DropTableCommentOp,
     AddEnumValueOp,
+    RenameEnumValueOp,
 )
 _DATA_DEPENDENT_OPERATIONS = (
     ops.CreateUniqueConstraintOp,

@@ -23,6 +23,7 @@ from alembic.operations import ops
 from sqlalchemy.engine import Connection
 
 from .describe import describe_operation
+from .indexes import CreateIndexFromDefinitionOp
 from .sql import literal, quote
 
 __all__ = ["DataCheck", "data_checks", "run_checks"]
@@ -129,6 +130,8 @@ def _row_checks(
 def _unique_columns(op: ops.MigrateOperation) -> list[str]:
     if isinstance(op, ops.CreateUniqueConstraintOp):
         return list(op.columns)
+    if isinstance(op, CreateIndexFromDefinitionOp) and op.unique:
+        return op.plain_columns
     if isinstance(op, ops.CreateIndexOp) and op.unique:
         # An expression index has no plain column names: not checked.
         names = [getattr(column, "name", column) for column in op.columns]

@@ -7,7 +7,7 @@ from typing import Any
 from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
-from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp
+from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
 from .indexes import CreateIndexFromDefinitionOp
 from .renames import RenameConflictOp
 
@@ -20,7 +20,12 @@ _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 def describe_operation(op: ops.MigrateOperation) -> str:
     """Describe one leaf operation in a short line."""
     if isinstance(
-        op, AddEnumValueOp | EnumLabelsDifferOp | CreateIndexFromDefinitionOp | RenameConflictOp
+        op,
+        AddEnumValueOp
+        | EnumLabelsDifferOp
+        | RenameEnumValueOp
+        | CreateIndexFromDefinitionOp
+        | RenameConflictOp,
     ):
         return op.describe()
     if isinstance(op, ops.CreateTableOp):

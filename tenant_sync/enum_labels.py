@@ -27,6 +27,7 @@ from .sql import literal, quote
 __all__ = [
     "AddEnumValueOp",
     "EnumLabelsDifferOp",
+    "RenameEnumValueOp",
     "compare_enum_labels",
     "unusable_enum_values",
 ]
@@ -60,6 +61,23 @@ class AddEnumValueOp(ops.MigrateOperation):
             else ""
         )
         return f"add value {self.label!r} to enum {self.type_name}{where}"
+
+
+class RenameEnumValueOp(ops.MigrateOperation):
+    """``ALTER TYPE name RENAME VALUE old TO new``: a label renamed in the model, declared."""
+
+    def __init__(self, type_name: str, old: str, new: str):
+        self.type_name = type_name
+        self.old = old
+        self.new = new
+
+    def sql(self) -> str:
+        """The statement, unqualified: the tenant's search_path finds its type."""
+        return f"ALTER TYPE {quote(self.type_name)} RENAME VALUE {literal(self.old)} TO {literal(self.new)}"
+
+    def describe(self) -> str:
+        """The operation in words."""
+        return f"rename value {self.old!r} of enum {self.type_name} to {self.new!r}"
 
 
 class EnumLabelsDifferOp(ops.MigrateOperation):
@@ -117,21 +135,34 @@ def _add_enum_value(operations: Operations, operation: AddEnumValueOp) -> None:
     operations.execute(operation.sql())
 
 
+@Operations.implementation_for(RenameEnumValueOp)
+def _rename_enum_value(operations: Operations, operation: RenameEnumValueOp) -> None:
+    operations.execute(operation.sql())
+
+
 def compare_enum_labels(
     conn: Connection, schema: str, model: Model
 ) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
     """``(to_run, withheld)``: the label changes of the enum types ``schema`` shares with the model.
 
-    A type the tenant lacks altogether is left to Alembic (created with its table).
+    A type the tenant lacks altogether is left to Alembic (created with its table).  A
+    label renamed in the model and declared on a column of its type,
+    ``info={"renamed_labels": {"old": "new"}}``, is renamed where the tenant has the old
+    label and not the new one (the rows keep their value, now under the new name).
     """
     wanted = dict(_model_enums(model))
     if not wanted:
         return [], []
     existing = _tenant_enums(conn, schema, sorted(wanted))
+    renamed = _declared_label_renames(model)
     to_run: list[ops.MigrateOperation] = []
     withheld: list[ops.MigrateOperation] = []
     for name, have in sorted(existing.items()):
         want = wanted[name]
+        for old, new in renamed.get(name, {}).items():
+            if old in have and new not in have and new in want:
+                to_run.append(RenameEnumValueOp(name, old, new))
+                have = [new if label == old else label for label in have]
         if have == want:
             continue
         if [label for label in want if label in have] != have:
@@ -164,6 +195,20 @@ def _model_enums(model: Model) -> Iterator[tuple[str, list[str]]]:
                 and type_.schema is None
             ):
                 yield type_.name, list(type_.enums)
+
+
+def _declared_label_renames(model: Model) -> dict[str, dict[str, str]]:
+    """Type name -> {old label: new label}, from ``info["renamed_labels"]`` on its columns."""
+    found: dict[str, dict[str, str]] = {}
+    for table in model.tenant_tables:
+        for column in table.columns:
+            declared = column.info.get("renamed_labels")
+            type_: Any = column.type
+            if isinstance(declared, dict) and isinstance(type_, sa.Enum) and type_.name:
+                found.setdefault(type_.name, {}).update(
+                    (str(old), str(new)) for old, new in declared.items()
+                )
+    return found
 
 
 def _tenant_enums(conn: Connection, schema: str, names: list[str]) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ on those tables are left out; tables the plan creates keep them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["CreateIndexFromDefinitionOp", "compare_indexes", "without_index_ops"]
 
 
+_PLAIN_BTREE = re.compile(r" USING btree \(([^()]*)\)$")
+_IDENTIFIER = re.compile(r'[a-z_][a-z0-9_$]*|"(?:[^"]|"")+"')
+
+
 class CreateIndexFromDefinitionOp(ops.MigrateOperation):
     """``CREATE INDEX`` as PostgreSQL rendered it for the model, run in the tenant."""
 
@@ -31,6 +36,18 @@ class CreateIndexFromDefinitionOp(ops.MigrateOperation):
         self.table_name = table_name
         self.definition = definition
         self.unique = definition.startswith("CREATE UNIQUE ")
+
+    @property
+    def plain_columns(self) -> list[str]:
+        """The key columns of a btree index on plain columns, else ``[]`` (expressions,
+        a predicate, INCLUDE: what the dry run cannot check as simply)."""
+        match = _PLAIN_BTREE.search(self.definition)
+        if match is None:
+            return []
+        names = match.group(1).split(", ")
+        if not all(_IDENTIFIER.fullmatch(name) for name in names):
+            return []
+        return [name[1:-1].replace('""', '"') if name.startswith('"') else name for name in names]
 
     def describe(self) -> str:
         """The operation in words: ``create index ix_t on t (a) WHERE ...`` (btree unsaid)."""

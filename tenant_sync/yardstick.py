@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from .classes import ChangeClass
 from .describe import table_of
-from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp
+from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
 from .indexes import CreateIndexFromDefinitionOp
 from .model import Model
 from .renames import RenameConflictOp
@@ -258,7 +258,7 @@ def _touched(op: ops.MigrateOperation) -> Iterator[tuple[str, str | None, str | 
         yield "constraint", table, _constraint_name(op)
     elif isinstance(op, ops.CreateTableCommentOp | ops.DropTableCommentOp):
         yield "table", None, op.table_name
-    elif isinstance(op, AddEnumValueOp | EnumLabelsDifferOp):
+    elif isinstance(op, AddEnumValueOp | EnumLabelsDifferOp | RenameEnumValueOp):
         yield "type", None, op.type_name
     elif isinstance(op, RenameConflictOp):
         yield "column", table, op.old

@@ -351,3 +351,28 @@ def test_check_constraints_are_added_changed_and_dropped_by_name_and_definition(
         " 2 rows that break it"
     )
     assert free.status == "failed", "the rows the model forbids are not silently kept"
+
+
+def test_an_enum_label_renamed_in_the_model_and_declared_is_renamed_rows_and_all(
+    database_url: URL, engine: Engine
+) -> None:
+    _sign_up(database_url, _orders(("open", "done")), ["t1"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO t1.orders (state) VALUES ('done'), ('open')"))
+    model = _orders(("open", "finished"))
+    model.tables["orders"].c.state.info["renamed_labels"] = {"done": "finished"}
+    build_with_create_all(engine, model, "reference")
+
+    with TenantSync(database_url, model, tenants=["t1"]) as ts:
+        report = ts.sync_all()
+        again = ts.sync_all()
+
+    result = report.get("t1")
+    assert result is not None and result.status == "migrated", result
+    assert result.operations == ["rename value 'done' of enum order_state to 'finished'"]
+    assert result.classes == ["safe"]
+    assert differences(engine, "t1", "reference") == {}
+    assert [r.status for r in again.results] == ["unchanged"]
+    with engine.connect() as conn:
+        states = conn.execute(sa.text("SELECT state::text FROM t1.orders ORDER BY id")).scalars()
+        assert list(states) == ["finished", "open"], "the rows keep their value, renamed"

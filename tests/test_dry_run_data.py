@@ -24,12 +24,15 @@ def _billing(version: int) -> sa.MetaData:
         sa.Column("name", sa.Text, nullable=not v2),
         sa.Column("email", sa.Text, unique=v2),
     )
-    sa.Table(
+    invoices = sa.Table(
         "invoices",
         metadata,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id") if v2 else None),
+        sa.Column("number", sa.Text),
     )
+    if v2:
+        sa.Index("ix_invoices_number", invoices.c.number, unique=True)
     notes = sa.Table("notes", metadata, sa.Column("id", sa.Integer, primary_key=True))
     if v2:
         notes.append_column(sa.Column("body", sa.Text, nullable=False))
@@ -44,6 +47,7 @@ BLOCKERS = {
     "dupes": "INSERT INTO dupes.customers (name, email) VALUES ('a', 'same'), ('b', 'same')",
     "orphans": "INSERT INTO orphans.invoices (customer_id) VALUES (7), (8), (NULL)",
     "noted": "INSERT INTO noted.notes DEFAULT VALUES",
+    "numbered": "INSERT INTO numbered.invoices (number) VALUES ('7'), ('7'), (NULL), (NULL)",
     "viewed": "CREATE VIEW viewed.payments AS SELECT 1 AS id",
 }
 
@@ -54,6 +58,8 @@ EXPECTED_ERRORS = {
     "orphans": "'add foreign key on invoices (customer_id) -> customers (id)' would fail:"
     " 2 rows with no match in customers",
     "noted": "'add column notes.body TEXT NOT NULL' would fail: 1 row, and no default",
+    "numbered": "'create unique index ix_invoices_number on invoices (number)' would fail:"
+    " 1 value held by more than one row",
     "viewed": "'create table payments' would fail: 1 relation named payments already there",
 }
 
