@@ -1,8 +1,8 @@
 """Headless Chromium for the report tests: find (or install) it, dump a page, drive a page.
 
-``find_chromium()`` returns Debian's ``chromium``; when it is missing it is installed with
-apt-get if the tests run as root (as in CI), else the test is skipped with the reason.
-``TENANT_SYNC_CHROMIUM`` names another binary.
+``find_chromium()`` returns Debian's ``chromium``; when it is missing the test is skipped
+with the reason.  The tests never install it themselves: ``.ci/install-test-tools`` does,
+from the README's test command.  ``TENANT_SYNC_CHROMIUM`` names another binary.
 
 Two ways to use it: the command-line modes (``dump_dom``, ``screenshot``), and
 :class:`DevTools`, a small client of the DevTools protocol over
@@ -31,7 +31,6 @@ import pytest
 
 __all__ = ["DevTools", "dump_dom", "find_chromium", "screenshot"]
 
-INSTALL_TIMEOUT_S = 900
 RUN_TIMEOUT_S = 60
 
 _FLAGS = [
@@ -61,24 +60,14 @@ os.execvp(sys.argv[3], sys.argv[3:])
 
 
 def find_chromium() -> str:
-    """The Chromium binary, installed with apt-get when missing and running as root.
-
-    Skips the calling test when Chromium is missing and cannot be installed here; fails
-    it when an install was tried and did not work.
-    """
+    """The Chromium binary; skips the calling test, with the reason, when there is none."""
     found = _existing_chromium()
     if found:
         return found
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(
-            "headless Chromium not found: install it (apt-get install chromium) "
-            "or set TENANT_SYNC_CHROMIUM to a Chromium binary"
-        )
-    _apt_install_chromium()
-    found = _existing_chromium()
-    if not found:
-        pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
-    return found
+    pytest.skip(
+        "headless Chromium not found: install it (.ci/install-test-tools, or apt-get install"
+        " chromium) or set TENANT_SYNC_CHROMIUM to a Chromium binary"
+    )
 
 
 def dump_dom(binary: str, url: str, profile: Path) -> str:
@@ -277,19 +266,6 @@ def _existing_chromium() -> str | None:
     if found:
         return found
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
-def _apt_install_chromium() -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S
-        )
-        if done.returncode != 0:
-            pytest.fail(
-                f"{' '.join(command)} failed ({done.returncode}); install chromium by hand:\n"
-                f"{done.stderr[-2000:]}"
-            )
 
 
 def _command(binary: str, profile: Path, *args: str) -> list[str]:

@@ -268,3 +268,22 @@ def test_debug_adds_the_traceback() -> None:
     assert result.returncode == 2
     assert "Traceback (most recent call last)" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("tenant-sync: error: --model")
+
+
+def test_signup_creates_and_builds_and_a_sync_that_matches_nothing_exits_1(
+    database_url: URL, engine: Engine
+) -> None:
+    url = text_url(database_url)
+    missed = run_cli("sync", "--url", url, "--model", "cli_model:metadata_v1", "--tenants", "new_%")
+    signed = run_cli("signup", "--url", url, "--model", "cli_model:metadata_v1", "new_a", "new_b")
+    again = run_cli("sync", "--url", url, "--model", "cli_model:metadata_v1", "--tenants", "new_%")
+    version = run_cli("--version")
+
+    assert missed.returncode == 1, missed
+    assert "no tenant schema matched --tenants 'new_%'" in missed.stderr
+    assert "tenant-sync signup NAME" in missed.stderr
+    assert signed.returncode == 0, signed.stderr
+    assert [line.split(":")[0] for line in signed.stdout.splitlines()] == ["new_a", "new_b"]
+    assert all(": migrated in " in line for line in signed.stdout.splitlines())
+    assert again.returncode == 0 and "unchanged 2" in " ".join(again.stdout.split())
+    assert version.returncode == 0 and version.stdout.startswith("tenant-sync ")
