@@ -65,8 +65,8 @@ def find_chromium() -> str:
     if found:
         return found
     pytest.skip(
-        "headless Chromium not found: install it (.ci/install-test-tools, or apt-get install"
-        " chromium) or set TENANT_SYNC_CHROMIUM to a Chromium binary"
+        "headless Chromium not found: install it (.ci/install-test-tools, or the chromium"
+        " package) or set TENANT_SYNC_CHROMIUM to a Chromium binary"
     )
 
 

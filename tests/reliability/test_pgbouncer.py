@@ -44,7 +44,7 @@ def find_pgbouncer() -> str:
     if found:
         return found
     pytest.skip(
-        "pgbouncer not found: install it (.ci/install-test-tools, or apt-get install pgbouncer)"
+        "pgbouncer not found: install it (.ci/install-test-tools, or the pgbouncer package)"
     )
 
 
