@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.engine import Connection
 
-from .describe import describe_operation
+from .describe import describe_operation, table_of
 from .indexes import CreateIndexFromDefinitionOp
 from .sql import literal, quote
 
@@ -52,7 +52,7 @@ def data_checks(operations: Sequence[ops.MigrateOperation]) -> tuple[DataCheck, 
     }
     checks: list[DataCheck] = []
     for op in operations:
-        table = _table(op)
+        table = table_of(op)
         if table is None or getattr(op, "schema", None) is not None:
             continue
         if isinstance(op, (ops.CreateTableOp, ops.CreateIndexOp)):
@@ -70,11 +70,6 @@ def run_checks(conn: Connection, checks: Sequence[DataCheck]) -> list[str]:
     select = "SELECT " + ", ".join(f"({check.count_sql})" for check in checks)
     counts = conn.execute(sa.text(select)).one()
     return [check.failure(count) for check, count in zip(checks, counts, strict=True) if count]
-
-
-def _table(op: ops.MigrateOperation) -> str | None:
-    name = getattr(op, "table_name", None) or getattr(op, "source_table", None)
-    return name if isinstance(name, str) else None
 
 
 def _name_taken(op: ops.CreateTableOp | ops.CreateIndexOp) -> Iterator[DataCheck]:
