@@ -38,6 +38,9 @@ class Changes:
     #: What differs from the model, as PostgreSQL shows it, that no operation is about.
     unplanned: tuple[str, ...] = ()
     unplanned_classes: tuple[ChangeClass, ...] = ()
+    #: How many withheld changes are rename conflicts, whose row counts each tenant
+    #: reads for itself (a shape's change set cannot say them for all its tenants).
+    conflicts: int = 0
 
     @property
     def accepted(self) -> tuple[str, ...]:

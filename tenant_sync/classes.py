@@ -26,6 +26,7 @@ from alembic.operations import ops
 from .enum_labels import AddEnumValueOp, RenameEnumValueOp
 from .errors import ConfigurationError
 from .indexes import CreateIndexFromDefinitionOp
+from .table_renames import RenameTableOp
 
 __all__ = [
     "CHANGE_CLASSES",
@@ -57,6 +58,7 @@ _SAFE_OPERATIONS = (
     ops.DropTableCommentOp,
     AddEnumValueOp,
     RenameEnumValueOp,
+    RenameTableOp,
 )
 _DATA_DEPENDENT_OPERATIONS = (
     ops.CreateUniqueConstraintOp,

@@ -199,7 +199,7 @@ class TenantSync:
         if names and len(shapes.changes) == len(names):  # every tenant's plan is known
             for hint in obsolete_hints(self.model.metadata, shapes.planned_words()):
                 log.warning(
-                    "the rename hint on %s is no longer needed: no tenant has the old column", hint
+                    "the rename hint on %s is no longer needed: no tenant has the old name", hint
                 )
         return shapes.drifts()
 

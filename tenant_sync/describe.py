@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
 from .indexes import CreateIndexFromDefinitionOp
 from .renames import RenameConflictOp
+from .table_renames import RenameTableOp
 
 __all__ = ["describe_operation", "table_of"]
 
@@ -25,7 +26,8 @@ def describe_operation(op: ops.MigrateOperation) -> str:
         | EnumLabelsDifferOp
         | RenameEnumValueOp
         | CreateIndexFromDefinitionOp
-        | RenameConflictOp,
+        | RenameConflictOp
+        | RenameTableOp,
     ):
         return op.describe()
     if isinstance(op, ops.CreateTableOp):

@@ -7,7 +7,7 @@ connection (never Alembic's module-global ``context`` proxy, which is not thread
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from alembic.autogenerate import produce_migrations
@@ -25,7 +25,9 @@ from .enum_labels import compare_enum_labels, unusable_enum_values
 from .indexes import compare_indexes, without_index_ops
 from .model import Model
 from .options import SyncOptions
-from .renames import apply_renames
+from .renames import RenameConflictOp, apply_renames
+from .renames import count_conflicts as count_conflicts_of
+from .table_renames import RenameTableOp, pending_table_renames, renamed_for_planning
 from .yardstick import (
     Difference,
     State,
@@ -86,14 +88,24 @@ class Plan:
             checks=data_checks(self.operations),
             unplanned=tuple(difference.describe() for difference in self.unplanned),
             unplanned_classes=tuple(difference.change_class for difference in self.unplanned),
+            conflicts=sum(isinstance(op, RenameConflictOp) for op in self.withheld),
         )
 
 
-def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOptions) -> Plan:
+def plan_tenant(
+    conn: Connection,
+    schema: str,
+    model: Model,
+    options: SyncOptions,
+    count_conflicts: bool = True,
+) -> Plan:
     """Compare the tenant that ``conn``'s search_path points at with the model.
 
     The connection must already be set up for the tenant (see
-    :func:`tenant_sync.locking.set_up_session`); nothing is written.
+    :func:`tenant_sync.locking.set_up_session`); nothing is written.  Declared table
+    renames are planned first, the rest as if they had run (see
+    :mod:`tenant_sync.table_renames`).  With ``count_conflicts``, a rename conflict says
+    what each side holds in this tenant (a query per conflict).
     """
     ignored = set(ignored_tables(options))
 
@@ -115,6 +127,27 @@ def plan_tenant(conn: Connection, schema: str, model: Model, options: SyncOption
     ignored_names = sorted(ignored)
     wanted = model_state(conn, model, ignored_names)
     have = read_state(conn, schema, ignored_names) if wanted is not None else None
+    renames: list[RenameTableOp] = []
+    if have is not None and wanted is not None:
+        renames = pending_table_renames(conn, schema, model.metadata, have, wanted)
+    with renamed_for_planning(conn, renames):
+        if renames:
+            have = read_state(conn, schema, ignored_names)
+        plan = _compare(conn, context, schema, model, options, have, wanted)
+        if count_conflicts:
+            plan = replace(plan, withheld=tuple(count_conflicts_of(conn, plan.withheld)))
+    return replace(plan, operations=(*renames, *plan.operations))
+
+
+def _compare(
+    conn: Connection,
+    context: MigrationContext,
+    schema: str,
+    model: Model,
+    options: SyncOptions,
+    have: State | None,
+    wanted: State | None,
+) -> Plan:
     differences = compare_states(have, wanted) if have is not None and wanted is not None else None
     if differences == []:
         # Equal to the model as PostgreSQL shows it: nothing to ask Alembic.

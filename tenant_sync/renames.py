@@ -1,5 +1,7 @@
 """Declared column renames: ``info={"renamed_from": "old_name"}`` on a Column.
 
+(Tables declare theirs the same way: see :mod:`tenant_sync.table_renames`.)
+
 Autogenerate sees a renamed column as a new column and a dropped one: the data would be
 lost with the drop, and a NOT NULL new column fails on a table with rows.  A declared
 rename is applied per tenant, by what the tenant holds:
@@ -8,16 +10,15 @@ rename is applied per tenant, by what the tenant holds:
   stays; the class is ``safe``);
 * the new name present and the old one gone: nothing to do;
 * both present: neither is dropped, whatever the allowed classes; the conflict is
-  reported among the withheld changes (a :class:`RenameConflictOp`, never applied);
+  reported among the withheld changes (a :class:`RenameConflictOp`, never applied),
+  with how many values each column holds in that tenant;
 * neither: the new one is created, as for any tenant built from scratch (signups).
 
 :func:`obsolete_hints` tells when a hint is no longer needed: no tenant's plan renames
 with it, and none has both columns.
 
 No prompt, no migration file: the hint stays in the model as long as some tenant may
-still have the old name.  Tables are not renamed yet: a renamed table keeps its old
-constraint, index and sequence names, so it would not equal ``create_all``; a table
-hint is ignored, and the old table is left to the usual withheld drop.
+still have the old name.
 """
 
 from __future__ import annotations
@@ -26,24 +27,83 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from alembic.operations import ops
+from sqlalchemy.engine import Connection
 
-__all__ = ["RenameConflictOp", "apply_renames", "obsolete_hints", "renamed_from"]
+from .sql import quote
+
+__all__ = [
+    "RenameConflictOp",
+    "apply_renames",
+    "count_conflicts",
+    "obsolete_hints",
+    "renamed_from",
+    "table_hints",
+]
 
 
 class RenameConflictOp(ops.MigrateOperation):
-    """A declared rename whose old and new columns both exist in the tenant: never applied."""
+    """A declared rename whose old and new column (or table) both exist: never applied.
 
-    def __init__(self, table_name: str, old: str, new: str):
+    For a table, ``table_name`` is the old table's name.  ``rows`` is what each holds
+    in the tenant (values of each column, rows of each table), once counted.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        old: str,
+        new: str,
+        kind: str = "column",
+        rows: tuple[int, int] | None = None,
+    ):
         self.table_name = table_name
         self.old = old
         self.new = new
+        self.kind = kind
+        self.rows = rows
 
     def describe(self) -> str:
-        """The conflict in words, with what to do about it."""
+        """The conflict in words, with what each side holds and what to do about it."""
+        if self.kind == "table":
+            what, both, unit = f"table {self.old}", "both tables exist", "rows"
+        else:
+            what, both, unit = (
+                f"column {self.table_name}.{self.old}",
+                "both columns exist",
+                "values",
+            )
+        held = ""
+        if self.rows is not None:
+            held = f" ({self.old} holds {self.rows[0]} {unit}, {self.new} {self.rows[1]})"
         return (
-            f"rename column {self.table_name}.{self.old} to {self.new}: both columns exist;"
+            f"rename {what} to {self.new}: {both}{held};"
             f" neither is dropped (move what {self.old} holds, then drop it yourself)"
         )
+
+    def count_statement(self) -> str:
+        """A query for ``rows``: what the old and the new side hold."""
+        if self.kind == "table":
+            return (
+                f"SELECT (SELECT count(*) FROM {quote(self.old)}),"
+                f" (SELECT count(*) FROM {quote(self.new)})"
+            )
+        return (
+            f"SELECT count({quote(self.old)}), count({quote(self.new)})"
+            f" FROM {quote(self.table_name)}"
+        )
+
+
+def count_conflicts(
+    conn: Connection, conflicts: Sequence[ops.MigrateOperation]
+) -> list[ops.MigrateOperation]:
+    """``conflicts`` with what each side holds in the tenant that ``conn``'s search_path names."""
+    counted: list[ops.MigrateOperation] = []
+    for op in conflicts:
+        if isinstance(op, RenameConflictOp):
+            old, new = conn.execute(sa.text(op.count_statement())).one()
+            op = RenameConflictOp(op.table_name, op.old, op.new, op.kind, (int(old), int(new)))
+        counted.append(op)
+    return counted
 
 
 def renamed_from(item: object) -> str | None:
@@ -56,8 +116,9 @@ def renamed_from(item: object) -> str | None:
 def apply_renames(
     operations: Sequence[ops.MigrateOperation], metadata: sa.MetaData
 ) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
-    """``(operations, conflicts)``: each declared rename's add-and-drop pair replaced by
-    the rename itself; the drop of an old column whose new one exists, by a conflict."""
+    """``(operations, conflicts)``: each declared column rename's add-and-drop pair
+    replaced by the rename itself; the drop of an old column (or table) whose new one
+    exists, by a conflict."""
     operations = list(operations)
     dropped = {
         (op.table_name, op.column_name)
@@ -77,6 +138,10 @@ def apply_renames(
                 renames[(table, new)] = old
             else:
                 conflicts[(table, old)] = new
+    created = {op.table_name for op in operations if isinstance(op, ops.CreateTableOp)}
+    # A dropped old table whose new one the tenant has (it is not created): a conflict.
+    table_conflicts = {old: new for old, new in table_hints(metadata) if new not in created}
+    renamed_away = {(table, old) for (table, _), old in renames.items()}
     kept: list[ops.MigrateOperation] = []
     for op in operations:
         if isinstance(op, ops.AddColumnOp) and (op.table_name, op.column.name) in renames:
@@ -85,15 +150,32 @@ def apply_renames(
         elif isinstance(op, ops.DropColumnOp) and (op.table_name, op.column_name) in conflicts:
             new = conflicts[(op.table_name, op.column_name)]
             kept.append(RenameConflictOp(op.table_name, op.column_name, new))
+        elif (
+            isinstance(op, ops.DropTableOp)
+            and op.schema is None
+            and op.table_name in table_conflicts
+        ):
+            old = op.table_name
+            kept.append(RenameConflictOp(old, old, table_conflicts[old], kind="table"))
         elif not (
-            isinstance(op, ops.DropColumnOp)
-            and (op.table_name, op.column_name) in {(t, o) for (t, _), o in renames.items()}
+            isinstance(op, ops.DropColumnOp) and (op.table_name, op.column_name) in renamed_away
         ):
             kept.append(op)
     return (
         [op for op in kept if not isinstance(op, RenameConflictOp)],
         [op for op in kept if isinstance(op, RenameConflictOp)],
     )
+
+
+def table_hints(metadata: sa.MetaData) -> list[tuple[str, str]]:
+    """``(old, new)`` of every tenant table declaring ``info={"renamed_from": old}``."""
+    return [
+        (old, table.name)
+        for table in metadata.tables.values()
+        if table.schema is None
+        for old in [renamed_from(table)]
+        if old is not None
+    ]
 
 
 def _hints(metadata: sa.MetaData) -> Iterator[tuple[str, str, str]]:
@@ -112,8 +194,14 @@ def obsolete_hints(metadata: sa.MetaData, planned: Iterable[str]) -> list[str]:
     A hint is needed while some tenant's plan renames with it or reports its conflict.
     """
     words = list(planned)
-    return [
+    columns = [
         f"{table}.{new} (renamed_from={old!r})"
         for table, new, old in _hints(metadata)
         if not any(w.startswith(f"rename column {table}.{old} to {new}") for w in words)
     ]
+    tables = [
+        f"{new} (renamed_from={old!r})"
+        for old, new in table_hints(metadata)
+        if not any(w.startswith(f"rename table {old} to {new}") for w in words)
+    ]
+    return [*tables, *columns]

@@ -260,6 +260,8 @@ def _touched(op: ops.MigrateOperation) -> Iterator[tuple[str, str | None, str | 
         yield "table", None, op.table_name
     elif isinstance(op, AddEnumValueOp | EnumLabelsDifferOp | RenameEnumValueOp):
         yield "type", None, op.type_name
+    elif isinstance(op, RenameConflictOp) and op.kind == "table":
+        yield "*", op.old, None
     elif isinstance(op, RenameConflictOp):
         yield "column", table, op.old
         yield "column", table, op.new

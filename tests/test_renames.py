@@ -21,10 +21,12 @@ def _people(version: int) -> sa.MetaData:
     return metadata
 
 
-CONFLICT = (
-    "rename column people.name to full_name: both columns exist; neither is dropped"
-    " (move what name holds, then drop it yourself) (withheld: destructive)"
-)
+def _conflict(old_values: int, new_values: int) -> str:
+    return (
+        "rename column people.name to full_name: both columns exist"
+        f" (name holds {old_values} values, full_name {new_values}); neither is dropped"
+        " (move what name holds, then drop it yourself) (withheld: destructive)"
+    )
 
 
 def test_a_declared_rename_renames_keeps_the_rows_and_signups_get_the_new_name(
@@ -55,7 +57,7 @@ def test_a_declared_rename_renames_keeps_the_rows_and_signups_get_the_new_name(
         assert list(names) == ["Ada", "Grace"]
     # Both names present: nothing is dropped; the conflict is a withheld difference.
     assert twice.operations == []
-    assert twice.differences == [CONFLICT]
+    assert twice.differences == [_conflict(0, 0)]
     assert set(columns(engine, "twice", "people")) == {"id", "name", "full_name"}
     assert new.status == "migrated"
     assert differences(engine, "new", "reference") == {}
@@ -69,16 +71,18 @@ def test_a_rename_conflict_drops_nothing_even_with_every_class_allowed(
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO t_both.people (name) VALUES ('Ada')"))
         conn.execute(sa.text("ALTER TABLE t_both.people ADD COLUMN full_name TEXT"))
-        conn.execute(sa.text("UPDATE t_both.people SET full_name = 'copied'"))
+        conn.execute(sa.text("INSERT INTO t_both.people (name) VALUES ('Grace')"))
+        conn.execute(sa.text("UPDATE t_both.people SET full_name = 'copied' WHERE id = 1"))
+        conn.execute(sa.text("UPDATE t_both.people SET full_name = 'x' WHERE id = 2"))
         conn.execute(sa.text("ALTER TABLE t_both.people ALTER COLUMN full_name SET NOT NULL"))
 
     with TenantSync(database_url, _people(2), allow_destructive=True) as ts:
         result = ts.sync_all().get("t_both")
 
-    assert result is not None and result.status == "unchanged" and result.differences == [CONFLICT]
+    assert result is not None and result.status == "unchanged" and result.differences == [_conflict(2, 2)]
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT name FROM t_both.people")).scalars()
-        assert list(kept) == ["Ada"], "the old column and its data are still there"
+        assert sorted(kept) == ["Ada", "Grace"], "the old column and its data are still there"
 
 
 def test_drift_says_when_a_rename_hint_is_no_longer_needed(

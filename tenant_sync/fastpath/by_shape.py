@@ -53,8 +53,8 @@ class TenantShapes:
         With ``strict``, a tenant that would still differ from the model fails, untouched.
         """
         changes = self.changes.get(schema)
-        if changes is None:
-            return None
+        if changes is None or changes.changes.conflicts:
+            return None  # compared alone (a rename conflict counts its own rows)
         if strict and changes.changes.differences:
             error = strict_failure(changes.changes.differences)
             return TenantResult.of(schema, "failed", changes.changes, error=error, attempts=0)
@@ -67,12 +67,14 @@ class TenantShapes:
     def planned(self, schema: str) -> Changes | None:
         """The changes the tenant's shape needs, if there are any to run, else None."""
         changes = self.changes.get(schema)
-        return None if changes is None or changes.up_to_date else changes.changes
+        if changes is None or changes.up_to_date or changes.changes.conflicts:
+            return None
+        return changes.changes
 
     def round_trip(self, schema: str, model: Model) -> RoundTrip | None:
         """The trip that applies the tenant's change set, or None if it has none to apply."""
         changes, shape = self.changes.get(schema), self.shapes.get(schema)
-        if changes is None or shape is None or changes.up_to_date:
+        if changes is None or shape is None or changes.up_to_date or changes.changes.conflicts:
             return None
         return changes.round_trip(schema, shape, model.fingerprint)
 

@@ -108,7 +108,7 @@ def plan_shape(
                 raise ShapeChanged(f"{representative} changed since the catalog pass")
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
             check_schema_access(conn, representative, write=False)
-            plan = plan_tenant(conn, representative, model, options)
+            plan = plan_tenant(conn, representative, model, options, count_conflicts=False)
             sql = render_plan(conn, plan) if plan.operations else []
         finally:
             transaction.rollback()
