@@ -79,7 +79,11 @@ def test_a_rename_conflict_drops_nothing_even_with_every_class_allowed(
     with TenantSync(database_url, _people(2), allow_destructive=True) as ts:
         result = ts.sync_all().get("t_both")
 
-    assert result is not None and result.status == "unchanged" and result.differences == [_conflict(2, 2)]
+    assert (
+        result is not None
+        and result.status == "unchanged"
+        and result.differences == [_conflict(2, 2)]
+    )
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT name FROM t_both.people")).scalars()
         assert sorted(kept) == ["Ada", "Grace"], "the old column and its data are still there"
