@@ -81,7 +81,8 @@ def parse_allow(allow: AllowSpec | None, allow_destructive: bool) -> AllowSpec:
     if unknown:
         raise ConfigurationError(
             f"unknown change class {', '.join(map(repr, unknown))}; "
-            f"choose from {', '.join(CHANGE_CLASSES)}"
+            f"choose from {', '.join(CHANGE_CLASSES)}",
+            option="allow",
         )
     return frozenset(allow)
 

@@ -317,7 +317,8 @@ class TenantSync:
             progress.maybe_log()
 
     def _collect(self, result: TenantResult, progress: ProgressLog) -> None:
-        _log_result(result)
+        # What still differs is warned about once per distinct difference, at the end.
+        _log_result(result, differences_level=logging.DEBUG)
         progress.add(result)
         if self.on_result is not None:
             self.on_result(result)
@@ -343,7 +344,25 @@ class TenantSync:
         report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         report.cancelled = self._cancel.is_set()
         self.last_report = report
+        _warn_differences(report.results)
         log.info("%s", report.summary())
+
+
+def _warn_differences(results: list[TenantResult], named: int = 3) -> None:
+    """One warning per distinct remaining difference, with its tenants counted."""
+    tenants: dict[str, list[str]] = {}
+    for result in results:
+        for difference in result.differences:
+            tenants.setdefault(difference, []).append(result.schema)
+    for difference, schemas in sorted(tenants.items(), key=lambda item: (-len(item[1]), item[0])):
+        shown = ", ".join(schemas[:named]) + (", ..." if len(schemas) > named else "")
+        log.warning(
+            "still differs from the model: %s, in %d of %d tenants (%s)",
+            difference,
+            len(schemas),
+            len(results),
+            shown,
+        )
 
 
 def _not_started(schema: str) -> TenantResult:
@@ -353,9 +372,14 @@ def _not_started(schema: str) -> TenantResult:
     )
 
 
-def _log_result(result: TenantResult) -> None:
+def _log_result(result: TenantResult, differences_level: int = logging.WARNING) -> None:
     for difference in result.differences:
-        log.warning("tenant %s: still differs from the model: %s", result.schema, difference)
+        log.log(
+            differences_level,
+            "tenant %s: still differs from the model: %s",
+            result.schema,
+            difference,
+        )
     if result.status == "failed":
         log.error("tenant %s: failed in %.3fs: %s", result.schema, result.duration_s, result.error)
         return

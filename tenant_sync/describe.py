@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
@@ -35,10 +36,7 @@ def describe_operation(op: ops.MigrateOperation) -> str:
     if isinstance(op, ops.DropTableOp):
         return f"drop table {op.table_name}"
     if isinstance(op, ops.AddColumnOp):
-        column = op.column
-        return f"add column {op.table_name}.{column.name} {_type(column.type)}" + (
-            "" if column.nullable else " NOT NULL"
-        )
+        return f"add column {op.table_name}.{op.column.name} {_column(op.column)}"
     if isinstance(op, ops.DropColumnOp):
         return f"drop column {op.table_name}.{op.column_name}"
     if isinstance(op, ops.AlterColumnOp):
@@ -109,8 +107,25 @@ def _type(type_: Any) -> str:
         return repr(type_)
 
 
+def _column(column: sa.Column[Any]) -> str:
+    """A new column's type and what it sets: ``VARCHAR(3) NOT NULL DEFAULT 'EUR'``."""
+    words = [_type(column.type)]
+    if not column.nullable:
+        words.append("NOT NULL")
+    if isinstance(column.server_default, sa.Computed):
+        words.append(f"GENERATED ALWAYS AS ({_default(column.server_default.sqltext)}) STORED")
+    elif isinstance(column.server_default, sa.Identity):
+        always = "ALWAYS" if column.server_default.always else "BY DEFAULT"
+        words.append(f"GENERATED {always} AS IDENTITY")
+    elif column.server_default is not None:
+        words.append(f"DEFAULT {_default(column.server_default)}")
+    return " ".join(words)
+
+
 def _default(server_default: Any) -> str:
     arg = getattr(server_default, "arg", server_default)
+    if isinstance(arg, str):
+        return "'" + arg.replace("'", "''") + "'"  # as SQLAlchemy renders a string default
     text = getattr(arg, "text", None)
     if text is not None:
         return str(text)

@@ -26,7 +26,23 @@ class TenantSyncError(Exception):
 
 
 class ConfigurationError(TenantSyncError, ValueError):
-    """An argument or setting is invalid; the message names it and says what to do."""
+    """An argument or setting is invalid; the message names it and says what to do.
+
+    ``option`` is the keyword argument at fault (``workers``), when there is one: the
+    command line names its flag (``--workers``) instead.
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+    def for_command_line(self) -> str:
+        """The message with the keyword argument written as the command line's flag."""
+        message = str(self)
+        if self.option and message.startswith(self.option):
+            flag = "--" + self.option.replace("_", "-")
+            return flag + message[len(self.option) :]
+        return message
 
 
 class DatabaseConnectionError(TenantSyncError):

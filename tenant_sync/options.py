@@ -36,15 +36,20 @@ class SyncOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ConfigurationError(f"workers must be a positive integer, got {self.workers!r}")
+            raise ConfigurationError(
+                f"workers must be a positive integer, got {self.workers!r}", option="workers"
+            )
         _check_seconds("lock_timeout", self.lock_timeout)
         if self.statement_timeout is not None:
             _check_seconds("statement_timeout", self.statement_timeout)
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigurationError(f"retries must be an integer >= 0, got {self.retries!r}")
+            raise ConfigurationError(
+                f"retries must be an integer >= 0, got {self.retries!r}", option="retries"
+            )
         if not isinstance(self.retry_backoff, (int, float)) or self.retry_backoff < 0:
             raise ConfigurationError(
-                f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}"
+                f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}",
+                option="retry_backoff",
             )
         if not self.version_table or len(self.version_table.encode()) > 63:
             raise ConfigurationError(
@@ -59,4 +64,6 @@ def _check_seconds(name: str, value: object) -> None:
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds, got {value!r}", option=name
+        )

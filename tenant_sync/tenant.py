@@ -177,8 +177,8 @@ def _sync_in_transaction(conn: Connection, job: TenantJob, tried: list[Changes])
     exists = check_schema_access(conn, job.schema, write=not job.dry_run)
     if not exists and not job.create:
         raise TenantFailure(
-            f"schema {job.schema!r} does not exist; create it, or use "
-            "sync_tenant(schema, create=True)"
+            f"schema {job.schema!r} does not exist; create it, or sign it up"
+            " (sync_tenant(name, create=True), or tenant-sync signup NAME)"
         )
     if not exists and not job.dry_run:
         execute_batch(conn, [f"CREATE SCHEMA {quote(job.schema)}"])

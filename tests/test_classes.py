@@ -172,7 +172,7 @@ def test_plan_prints_each_change_set_with_its_classes_and_exit_codes_tell_what_i
     assert head == [
         "Change set 1: 4 tenants (alpha, beta, delta, ...)",
         "  [safe]            add column entries.note TEXT",
-        "  [safe]            add column entries.booked BOOLEAN NOT NULL",
+        "  [safe]            add column entries.booked BOOLEAN NOT NULL DEFAULT false",
         "  [safe]            change type of entries.memo from VARCHAR(40) to VARCHAR(80)",
         "  still differs:    change type of entries.amount from INTEGER to BIGINT"
         " (withheld: rewrite)",

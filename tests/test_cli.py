@@ -287,3 +287,24 @@ def test_signup_creates_and_builds_and_a_sync_that_matches_nothing_exits_1(
     assert all(": migrated in " in line for line in signed.stdout.splitlines())
     assert again.returncode == 0 and "unchanged 2" in " ".join(again.stdout.split())
     assert version.returncode == 0 and version.stdout.startswith("tenant-sync ")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--workers", "0"], "--workers must be a positive integer, got 0"),
+        (["--lock-timeout", "-1"], "--lock-timeout must be a positive number of seconds"),
+        (["--retries", "-1"], "--retries must be an integer >= 0, got -1"),
+        (["--statement-timeout", "0"], "--statement-timeout must be a positive number of seconds"),
+    ],
+)
+def test_bad_options_are_named_by_their_flag(
+    database_url: URL, arguments: list[str], message: str
+) -> None:
+    done = run_cli(
+        "plan", "--url", text_url(database_url), "--model", "cli_model:metadata_v1", *arguments
+    )
+
+    assert done.returncode == 2
+    (line,) = non_log_lines(done.stderr)
+    assert line.startswith(f"tenant-sync: error: {message}"), done.stderr

@@ -97,3 +97,24 @@ def test_allow_destructive_applies_drops(
     assert "labels" not in tables(engine, "t")
     assert "description" not in columns(engine, "t", "projects")
     assert again.results[0].status == "unchanged"
+
+
+def test_a_change_withheld_in_many_tenants_is_warned_about_once_with_their_count(
+    database_url: URL, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [f"t{i:02d}" for i in range(12)]
+    make_schemas(engine, names)
+    with TenantSync(database_url, model_v2()) as ts:
+        ts.sync_all()
+    caplog.set_level(logging.WARNING, logger="tenant_sync")
+    with TenantSync(database_url, model_v1()) as ts:
+        ts.sync_all()
+
+    warnings = [r.getMessage() for r in caplog.records if "drop table labels" in r.getMessage()]
+    assert warnings == [
+        "still differs from the model: drop table labels (withheld: destructive),"
+        " in 12 of 12 tenants (t00, t01, t02, ...)"
+    ]
+    assert all(
+        r.levelno < logging.WARNING or "tenant t" not in r.getMessage() for r in caplog.records
+    )

@@ -50,7 +50,7 @@ def test_model_change_reaches_every_tenant_then_nothing_is_left_to_do(
         [
             "create table labels",
             "add column projects.description TEXT",
-            "add column projects.priority priority NOT NULL",
+            "add column projects.priority priority NOT NULL DEFAULT 'low'",
             "create index ix_projects_name on projects (name)",
         ]
     )

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from ..errors import TenantSyncError
+from ..errors import ConfigurationError, TenantSyncError
 from ..output.progress import LiveProgress, ProgressLogHandler
 from .commands import EXIT_INTERRUPTED, EXIT_USAGE, PROG, URL_ENVIRONMENT_VARIABLE
 from .parser import build_parser
@@ -58,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress.clear()
         if args.debug:
             traceback.print_exc()
-        if isinstance(exc, TenantSyncError):
+        if isinstance(exc, ConfigurationError):
+            message = exc.for_command_line()
+        elif isinstance(exc, TenantSyncError):
             message = str(exc)
         else:
             message = f"unexpected {type(exc).__name__}: {exc} (--debug shows the traceback)"
