@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import create_database, drop_database, server_url
@@ -268,18 +267,16 @@ _HBA_MARK = "# tenant_sync test role, removed at teardown"
 
 
 def _login_fails(url: URL) -> bool:
+    """Whether the server refuses ``url``'s login, asked exactly where ``url`` points
+    (its host, or the Unix socket named in its query, as the embedded server's is)."""
+    probe = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
     try:
-        with psycopg.connect(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username,
-            password=url.password,
-            dbname=url.database,
-            connect_timeout=5,
-        ):
+        with probe.connect():
             return False
-    except psycopg.OperationalError:
+    except sa.exc.OperationalError:
         return True
+    finally:
+        probe.dispose()
 
 
 @contextmanager
@@ -295,7 +292,8 @@ def _password_required(admin_engine: Engine, role: str, probe: URL) -> Iterator[
             f"the server trusts logins on 127.0.0.1 and {hba_file} is not writable here, "
             "so a wrong password cannot be tested"
         )
-    lines = "".join(
+    # TCP and the Unix socket: the embedded server listens on a socket only.
+    lines = f"local all {role} scram-sha-256 {_HBA_MARK} ({role})\n" + "".join(
         f"host all {role} {address} scram-sha-256 {_HBA_MARK} ({role})\n"
         for address in ("127.0.0.1/32", "::1/128")
     )
@@ -427,7 +425,9 @@ def test_password_never_shows_in_logs_reports_or_errors(
 
         wrong = password_url.set(password="Wrong/" + PASSWORD[::-1])
         port = _no_such_port()
-        unreachable = password_url.set(host="127.0.0.1", port=port)
+        unreachable = password_url.set(host="127.0.0.1", port=port).difference_update_query(
+            ["host", "port"]
+        )
         for label, url in (("wrong password", wrong), ("unreachable", unreachable)):
             with TenantSync(url, model_v2()) as ts:
                 texts[f"repr {label}"] = repr(ts)
