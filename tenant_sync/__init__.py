@@ -31,9 +31,15 @@ The package, from the top down (each layer imports only those below it):
 from __future__ import annotations
 
 from .coordinator import TenantSync
-from .errors import ConfigurationError, DatabaseConnectionError, DiscoveryError, TenantSyncError
+from .errors import (
+    ConfigurationError,
+    DatabaseConnectionError,
+    DiscoveryError,
+    ReportFormatError,
+    TenantSyncError,
+)
 from .logs import add_shared_log_file
-from .report import Drift, SyncReport, TenantResult
+from .report import Drift, RunInfo, SyncReport, TenantResult
 from .versions import __version__
 
 __all__ = [
@@ -41,6 +47,8 @@ __all__ = [
     "DatabaseConnectionError",
     "DiscoveryError",
     "Drift",
+    "ReportFormatError",
+    "RunInfo",
     "SyncReport",
     "TenantResult",
     "TenantSync",

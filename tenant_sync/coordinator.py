@@ -30,7 +30,8 @@ from .model import Model
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
 from .renames import obsolete_hints
-from .report import Drift, SyncReport, TenantResult
+from .report import Drift, RunInfo, SyncReport, TenantResult
+from .run_info import describe_model, gather_run_info
 from .tenant import TenantJob, sync_one
 
 __all__ = ["TenantSync"]
@@ -72,6 +73,8 @@ class TenantSync:
         per tenant) instead of once per distinct structure, and build every signup by a
         comparison instead of from the first signup's plan.  Slower; the result is the same.
     :param on_result: called in the calling thread with each TenantResult as it finishes.
+    :param model_name: how reports name the model, e.g. ``"myapp.models:Base"``; by
+        default found from ``metadata`` (see :mod:`tenant_sync.run_info`).
 
     Configuration and connection problems raise
     :class:`~tenant_sync.errors.TenantSyncError`; a tenant's failure never raises, it is
@@ -101,6 +104,7 @@ class TenantSync:
         version_table: str = DEFAULT_VERSION_TABLE,
         verify: bool = False,
         on_result: Callable[[TenantResult], object] | None = None,
+        model_name: str | None = None,
     ) -> None:
         self.options = SyncOptions(
             workers=workers,
@@ -115,6 +119,7 @@ class TenantSync:
             verify=verify,
         )
         self.model = Model(metadata)
+        self._model_name = model_name or describe_model(metadata, self.model.metadata)
         self.tenants = tenants
         self.on_result = on_result
         self.engine, self._owns_engine = make_engine(engine_or_url, workers)
@@ -156,6 +161,7 @@ class TenantSync:
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
         names = self.list_tenants()
+        report.run = self.run_info(dry_run)
         # Filled as results come in, so that the report is complete even when Ctrl-C
         # is re-raised from the middle of the run.
         results: dict[str, TenantResult] = {}
@@ -183,6 +189,16 @@ class TenantSync:
             report.results = [results.get(name) or _not_started(name) for name in names]
             self._finish(report, started)
         return report
+
+    def run_info(self, dry_run: bool = False) -> RunInfo:
+        """The header of a run started now: database (masked), model, versions, options.
+
+        :meth:`sync_all` puts it on its report.  :meth:`sync_tenant` returns a result,
+        not a report: to keep signups as a report, ``SyncReport(results, run=ts.run_info())``.
+        """
+        return gather_run_info(
+            self.engine, self.model, self._model_name, self.tenants, self.options, dry_run
+        )
 
     def drift(self) -> list[Drift]:
         """List, without changing anything, how tenants deviate from the model.

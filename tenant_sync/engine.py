@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .errors import ConfigurationError, DatabaseConnectionError
 
-__all__ = ["connect", "make_engine", "masked_url", "unprepared"]
+__all__ = ["connect", "make_engine", "mask_password", "masked_url", "unprepared"]
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,43 @@ def make_engine(engine_or_url: Engine | URL | str, workers: int) -> tuple[Engine
     return engine, True
 
 
+#: What a password is replaced with, in URLs and messages.
+MASK = "***"
+
+
 def masked_url(url: URL | str) -> str:
-    """Render a URL for messages and logs, with the password masked."""
+    """Render a URL for messages, logs and reports, with the password masked.
+
+    Both the password of ``user:password@`` and a ``?password=`` query parameter
+    (psycopg takes either) are replaced by ``***``; an unparseable URL is not shown.
+    """
     if isinstance(url, str):
         try:
             url = sa.make_url(url)
         except (ArgumentError, ValueError):
             return "<unparseable URL>"
-    return url.render_as_string(hide_password=True)
+    if "password" not in url.query:
+        return url.render_as_string(hide_password=True)
+    text = url.update_query_dict({"password": "MASKED"}).render_as_string(hide_password=True)
+    return text.replace("password=MASKED", f"password={MASK}")
+
+
+def mask_password(text: str, url: URL | str | None) -> str:
+    """``text`` with the password of ``url`` replaced by ``***``, wherever it appears.
+
+    For messages that may quote a driver's error or the URL itself.  When ``url``
+    cannot be parsed, its password cannot be found: the whole URL is masked instead.
+    """
+    if not url:
+        return text
+    try:
+        parsed = url if isinstance(url, URL) else sa.make_url(url)
+    except (ArgumentError, ValueError):
+        return text.replace(str(url), "<database URL>")
+    for password in (parsed.password, parsed.query.get("password")):
+        if password and isinstance(password, str):
+            text = text.replace(password, MASK)
+    return text
 
 
 @contextmanager
@@ -126,8 +155,7 @@ def _check_postgresql(url: URL) -> None:
 
 def _connection_message(url: URL, exc: DBAPIError) -> str:
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-    if url.password:
-        reason = reason.replace(str(url.password), "***")
+    reason = mask_password(reason, url)
     host = url.host or "local socket"
     port = url.port or 5432
     return (

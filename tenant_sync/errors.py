@@ -8,7 +8,8 @@ is never raised but reported in that tenant's :class:`~tenant_sync.TenantResult`
     TenantSyncError
      ├── ConfigurationError      bad arguments: URL, metadata, tenant names, options
      ├── DatabaseConnectionError the server cannot be reached or refuses the login
-     └── DiscoveryError          the tenant schemas cannot be listed
+     ├── DiscoveryError          the tenant schemas cannot be listed
+     └── ReportFormatError       a file or data that is not a report this version reads
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "ConfigurationError",
     "DatabaseConnectionError",
     "DiscoveryError",
+    "ReportFormatError",
     "TenantSyncError",
 ]
 
@@ -51,3 +53,7 @@ class DatabaseConnectionError(TenantSyncError):
 
 class DiscoveryError(TenantSyncError):
     """The tenant schemas cannot be listed, e.g. because a ``tenants`` callable raised."""
+
+
+class ReportFormatError(TenantSyncError, ValueError):
+    """Not a report this version of tenant_sync reads: not JSON, not a report, another format."""

@@ -1,5 +1,7 @@
 """The results of a run: one :class:`TenantResult` per tenant, gathered in a :class:`SyncReport`.
 
+A report's header, :class:`RunInfo`, says what the run was run against and how.
+
 :class:`Drift` is what :meth:`~tenant_sync.TenantSync.drift` returns: how one group of
 tenants with the same structure differs from the model.
 """
@@ -15,16 +17,38 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .changes import Changes
+from .errors import ReportFormatError
+from .versions import __version__
 
-__all__ = ["REPORT_FORMAT_VERSION", "STATUSES", "Drift", "Status", "SyncReport", "TenantResult"]
+__all__ = [
+    "REPORT_FORMAT_VERSION",
+    "STATUSES",
+    "Drift",
+    "RunInfo",
+    "Status",
+    "SyncReport",
+    "TenantResult",
+]
 
-#: Bumped whenever the JSON form of a report changes incompatibly.
+#: Bumped whenever the JSON form of a report changes incompatibly.  Keys added since
+#: version 1 came out are optional, so older reports still read: ``run`` (the header).
 REPORT_FORMAT_VERSION = 1
 
 Status = Literal["migrated", "unchanged", "planned", "failed", "skipped"]
 
 #: Every status a tenant can end in, in the order summaries list them.
 STATUSES: tuple[Status, ...] = ("migrated", "unchanged", "planned", "failed", "skipped")
+
+# The fields of a TenantResult that hold lists of strings, checked when a report is read.
+_LIST_FIELDS = (
+    "operations",
+    "sql",
+    "withheld",
+    "classes",
+    "withheld_classes",
+    "differences",
+    "accepted",
+)
 
 
 @dataclass(frozen=True)
@@ -128,12 +152,58 @@ class Drift:
         )
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run was run against and how: the header of its report.
+
+    :class:`~tenant_sync.TenantSync` fills it when a run starts (:meth:`~tenant_sync.TenantSync.run_info`).
+
+    :ivar database: the database URL, password masked (``postgresql+psycopg://app:***@db/app``).
+    :ivar model: the model, as ``module:attribute`` (what ``--model`` takes) where it can
+        be told, else a description such as ``a MetaData of 3 tables (a, b, c)``.
+    :ivar model_fingerprint: the hash of the model's tenant tables that each tenant's
+        version table records: equal for equal models.
+    :ivar versions: by name: ``tenant_sync``, ``alembic``, ``sqlalchemy``, ``psycopg``
+        and ``postgresql`` (the server's).
+    :ivar options: the run's options by name, JSON-ready: ``dry_run``, ``tenants``, then
+        each :class:`~tenant_sync.TenantSync` option (``workers``, ``allow``,
+        ``allow_destructive``, ``accept``, ``strict``, ``lock_timeout``, ...).  Read only.
+    """
+
+    database: str
+    model: str
+    model_fingerprint: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the header as plain JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> RunInfo:
+        """Rebuild a header from :meth:`to_dict` output; unknown keys are ignored."""
+        if not isinstance(data, dict):
+            raise ReportFormatError(f"its run header is not an object ({type(data).__name__})")
+        versions, options = data.get("versions") or {}, data.get("options") or {}
+        if not isinstance(versions, dict) or not isinstance(options, dict):
+            raise ReportFormatError("its run header's versions and options must be objects")
+        return cls(
+            database=str(data.get("database", "")),
+            model=str(data.get("model", "")),
+            model_fingerprint=str(data.get("model_fingerprint", "")),
+            versions={str(name): str(value) for name, value in versions.items()},
+            options=dict(options),
+        )
+
+
 @dataclass
 class SyncReport:
     """The outcome of a run over many tenants.
 
     ``ok`` is true when no tenant failed.  ``write(path)`` saves it as JSON, which
-    ``SyncReport.load(path)`` and ``tenant-sync report PATH`` read back.
+    ``SyncReport.load(path)`` and ``tenant-sync report PATH`` read back.  ``run`` is
+    its header (:class:`RunInfo`); None in a report made by hand or by an older version.
     """
 
     results: list[TenantResult] = field(default_factory=list)
@@ -143,6 +213,7 @@ class SyncReport:
     duration_s: float = 0.0
     cancelled: bool = False
     note: str | None = None
+    run: RunInfo | None = None
 
     @property
     def ok(self) -> bool:
@@ -167,6 +238,7 @@ class SyncReport:
         """Return the report as plain JSON-ready data, with its format version."""
         return {
             "format_version": REPORT_FORMAT_VERSION,
+            "run": self.run.to_dict() if self.run is not None else None,
             "dry_run": self.dry_run,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -192,25 +264,56 @@ class SyncReport:
         return target
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SyncReport:
-        """Rebuild a report from :meth:`to_dict` output."""
-        version = data.get("format_version")
+    def from_dict(cls, data: object) -> SyncReport:
+        """Rebuild a report from :meth:`to_dict` output.
+
+        :raises ReportFormatError: ``data`` is not a report, or one of a format version
+            this tenant_sync does not read; the message says which.
+        """
+        if not isinstance(data, dict) or not {"format_version", "results"} <= data.keys():
+            raise ReportFormatError(
+                "not a tenant_sync report (expected a JSON object with format_version and results)"
+            )
+        version = data["format_version"]
         if version != REPORT_FORMAT_VERSION:
-            raise ValueError(f"unsupported report format version {version!r}")
-        return cls(
-            results=[TenantResult.from_dict(item) for item in data.get("results", [])],
-            dry_run=bool(data.get("dry_run", False)),
-            started_at=str(data.get("started_at", "")),
-            finished_at=data.get("finished_at"),
-            duration_s=float(data.get("duration_s", 0.0)),
-            cancelled=bool(data.get("cancelled", False)),
-            note=data.get("note"),
-        )
+            raise ReportFormatError(
+                f"unsupported report format version {version!r}: tenant_sync {__version__}"
+                f" reads version {REPORT_FORMAT_VERSION} (a newer tenant_sync may read it)"
+            )
+        try:
+            return cls(
+                results=_results_of(data["results"]),
+                dry_run=bool(data.get("dry_run", False)),
+                started_at=str(data.get("started_at", "")),
+                finished_at=data.get("finished_at"),
+                duration_s=float(data.get("duration_s", 0.0)),
+                cancelled=bool(data.get("cancelled", False)),
+                note=data.get("note"),
+                run=RunInfo.from_dict(data["run"]) if data.get("run") is not None else None,
+            )
+        except ReportFormatError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ReportFormatError(f"not a valid tenant_sync report: {exc}") from exc
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SyncReport:
-        """Read a report written by :meth:`write`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a report written by :meth:`write`.
+
+        :raises OSError: the file cannot be read (missing, a directory, no permission).
+        :raises ReportFormatError: it is not a report this version reads; the message
+            names the file and what is wrong with it, in one line.
+        """
+        text = Path(path).read_bytes()
+        try:
+            return cls.from_dict(json.loads(text.decode("utf-8")))
+        except UnicodeDecodeError:
+            reason = "not JSON (not UTF-8 text)"
+        except json.JSONDecodeError as exc:
+            reason = f"not JSON ({exc})"
+        except ReportFormatError as exc:
+            reason = str(exc)
+        raise ReportFormatError(f"cannot read report {os.fspath(path)}: {reason}")
 
     def summary(self) -> str:
         """One line: tenants by status and the run's time."""
@@ -220,6 +323,38 @@ class SyncReport:
             f"{kind} of {len(self.results)} tenants in {self.duration_s:.2f}s: "
             f"{', '.join(parts) or 'no tenants'}"
         )
+
+
+def _results_of(items: object) -> list[TenantResult]:
+    if not isinstance(items, list):
+        raise ReportFormatError("its results are not a list")
+    return [_result_of(number, item) for number, item in enumerate(items)]
+
+
+def _result_of(number: int, item: object) -> TenantResult:
+    """One result read back, its fields' types checked (no name from it in the message)."""
+    if not isinstance(item, dict) or not isinstance(item.get("schema"), str):
+        raise ReportFormatError(f"result {number} is not a tenant's result (no schema)")
+    if item.get("status") not in STATUSES:
+        raise ReportFormatError(f"result {number} has no known status ({', '.join(STATUSES)})")
+    for key in _LIST_FIELDS:
+        value = item.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(text, str) for text in value):
+            raise ReportFormatError(f"result {number}: {key} is not a list of strings")
+    error, duration, attempts = (
+        item.get("error"),
+        item.get("duration_s", 0.0),
+        item.get("attempts", 1),
+    )
+    if not (error is None or isinstance(error, str)) or not _is_number(duration, int, float):
+        raise ReportFormatError(f"result {number}: error or duration_s has the wrong type")
+    if not _is_number(attempts, int):
+        raise ReportFormatError(f"result {number}: attempts is not a whole number")
+    return TenantResult.from_dict(item)
+
+
+def _is_number(value: object, *types: type) -> bool:
+    return isinstance(value, types) and not isinstance(value, bool)
 
 
 def _now() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 import alembic
+import psycopg
 import sqlalchemy as sa
 
 __all__ = ["__version__", "library_versions"]
@@ -17,9 +18,10 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 
 def library_versions() -> dict[str, str]:
-    """tenant_sync's, Alembic's and SQLAlchemy's versions, by name."""
+    """tenant_sync's, Alembic's, SQLAlchemy's and psycopg's versions, by name, as imported."""
     return {
         "tenant_sync": __version__,
         "alembic": alembic.__version__,
         "sqlalchemy": sa.__version__,
+        "psycopg": psycopg.__version__,
     }

@@ -6,6 +6,7 @@ Each test gets a fresh database; the model comes from ``tests/cli_model.py``, im
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import subprocess
@@ -212,6 +213,15 @@ def _bad_login_url() -> str:
     return text_url(server_url().set(username="ts_no_such_role", password=PASSWORD))
 
 
+# Files that are not reports, for ``report``: each is written to a temporary directory
+# and "FILE:name" in a case's arguments replaced by its path.
+NOT_REPORTS = {
+    "notes.txt": b"not a report\n",
+    "list.json": b"[1, 2, 3]",
+    "other.json": b'{"name": "a JSON object, but no report"}',
+    "future.json": b'{"format_version": 99, "results": []}',
+}
+
 # Case name -> (arguments, what the one error line says).  The bad-login URL needs the
 # test server's address, so "BAD-LOGIN" is replaced when the case runs.
 ERROR_CASES: dict[str, tuple[list[str], str]] = {
@@ -231,16 +241,33 @@ ERROR_CASES: dict[str, tuple[list[str], str]] = {
         ["sync", "--url", UNREACHABLE, "--model", "cli_model:Base", "--workers", "0"],
         "workers must be a positive integer",
     ),
-    "no-report": (["report", "no-such-report.json"], "cannot read report no-such-report.json"),
+    "no-report": (
+        ["report", "no-such-report.json"],
+        "cannot read report no-such-report.json: No such file or directory",
+    ),
+    "report-is-a-directory": (["report", "."], "cannot read report .: Is a directory"),
+    "report-not-json": (["report", "FILE:notes.txt"], "notes.txt: not JSON (Expecting value"),
+    "report-json-list": (["report", "FILE:list.json"], "list.json: not a tenant_sync report"),
+    "report-other-json": (["report", "FILE:other.json"], "other.json: not a tenant_sync report"),
+    "report-unknown-version": (
+        ["report", "FILE:future.json"],
+        "future.json: unsupported report format version 99",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
-def error_runs() -> dict[str, subprocess.CompletedProcess[str]]:
+def error_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, subprocess.CompletedProcess[str]]:
     """Every error case, run at once (each is a fresh Python: about a second apiece)."""
+    files = tmp_path_factory.mktemp("not-reports")
+    for name, content in NOT_REPORTS.items():
+        (files / name).write_bytes(content)
     started = {}
     for case, (args, _) in ERROR_CASES.items():
         args = [_bad_login_url() if arg == "BAD-LOGIN" else arg for arg in args]
+        args = [str(files / arg[5:]) if arg.startswith("FILE:") else arg for arg in args]
         started[case] = start_cli(*args)
     return {case: finish(process) for case, process in started.items()}
 
@@ -286,7 +313,8 @@ def test_signup_creates_and_builds_and_a_sync_that_matches_nothing_exits_1(
     assert [line.split(":")[0] for line in signed.stdout.splitlines()] == ["new_a", "new_b"]
     assert all(": migrated in " in line for line in signed.stdout.splitlines())
     assert again.returncode == 0 and "unchanged 2" in " ".join(again.stdout.split())
-    assert version.returncode == 0 and version.stdout.startswith("tenant-sync ")
+    assert version.returncode == 0
+    assert version.stdout == f"tenant-sync {importlib.metadata.version('tenant_sync')}\n"
 
 
 @pytest.mark.parametrize(
@@ -308,3 +336,36 @@ def test_bad_options_are_named_by_their_flag(
     assert done.returncode == 2
     (line,) = non_log_lines(done.stderr)
     assert line.startswith(f"tenant-sync: error: {message}"), done.stderr
+
+
+def test_the_reports_say_what_the_run_was_run_against_and_never_show_the_password(
+    database_url: URL, engine: Engine, tmp_path: Path
+) -> None:
+    make_schemas(engine, ["tenant_a", "tenant_b"])
+    url = text_url(database_url.set(password=PASSWORD))  # the server's trust auth ignores it
+    masked = database_url.set(password=PASSWORD).render_as_string(hide_password=True)
+    report_path, html_path = tmp_path / "r.json", tmp_path / "r.html"
+    sync = run_cli(
+        *("plan", "--url", url, "--model", "cli_model:metadata_v1", "--workers", "3"),
+        *("--allow", "safe", "--accept", "drop column *.legacy", "--lock-timeout", "2"),
+        *("--report", str(report_path), "--html", str(html_path)),
+    )
+    review = run_cli("report", str(report_path), "--html", str(tmp_path / "again.html"))
+
+    assert sync.returncode == 0 and review.returncode == 0, sync.stderr + review.stderr
+    outputs = [sync.stdout, sync.stderr, review.stdout, review.stderr]
+    outputs += [path.read_text() for path in (report_path, html_path, tmp_path / "again.html")]
+    assert all(PASSWORD not in text for text in outputs)
+    run = SyncReport.load(report_path).run
+    assert run is not None and run.database == masked and run.model == "cli_model:metadata_v1"
+    assert run.options["workers"] == 3 and run.options["allow"] == ["safe"]
+    assert run.options["accept"] == ["drop column *.legacy"] and run.options["lock_timeout"] == 2
+    header = f"  database  {masked} (PostgreSQL {run.versions['postgresql']})"
+    for output in (sync.stdout, review.stdout):
+        assert header in output.splitlines()
+        assert "  model     cli_model:metadata_v1 (fingerprint " in output
+    assert "options" not in sync.stdout  # typed on the command line: not repeated
+    options = " ".join(review.stdout.split())
+    assert "options dry_run yes, tenants every schema, workers 3, allow [safe]," in options
+    assert "accept ['drop column *.legacy'], strict no, lock_timeout 2.0," in options
+    assert masked in (tmp_path / "again.html").read_text()

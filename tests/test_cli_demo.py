@@ -15,7 +15,12 @@ from sqlalchemy.engine import Engine
 
 from tenant_sync.demo.embedded import embedded_available
 
-DEMO_SUMMARY = re.compile(r"^Sync of 5 tenants in .*\n  migrated +5$", re.MULTILINE)
+# The summary's first line, its header (database, model, versions), then the counts.
+DEMO_SUMMARY = re.compile(
+    r"^Sync of 5 tenants in .*\n  database .*\n  model     tenant_sync\.demo:demo_model\(2\) .*\n"
+    r"  versions  tenant_sync .*\n  migrated +5$",
+    re.MULTILINE,
+)
 
 
 def run_demo_command(

@@ -288,6 +288,9 @@ _VARYING = [
     (re.compile(r"\b\d+\.\d+s\b"), "<d>s"),
     (re.compile(r"\b\d+m\d\ds\b"), "<d>s"),
     (re.compile(r"pid \d+"), "pid <pid>"),
+    # The server's and the libraries' versions are those of the machine the test runs on.
+    (re.compile(r"\(PostgreSQL [0-9.]+\)"), "(PostgreSQL <version>)"),
+    (re.compile(r"(?<=[a-z_]) \d+(\.\d+)+(?=,|$)", re.M), " <version>"),
     (re.compile(r"[ \t]+"), " "),
 ]
 

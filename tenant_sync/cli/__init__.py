@@ -29,8 +29,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-
+from ..engine import mask_password
 from ..errors import ConfigurationError, TenantSyncError
 from ..output.progress import LiveProgress, ProgressLogHandler
 from .commands import EXIT_INTERRUPTED, EXIT_USAGE, PROG, URL_ENVIRONMENT_VARIABLE
@@ -94,9 +93,6 @@ def _configure_logging(debug: bool, progress: LiveProgress | None) -> None:
 
 
 def _mask(text: str, args: argparse.Namespace) -> str:
-    url = getattr(args, "url", None) or os.environ.get(URL_ENVIRONMENT_VARIABLE)
-    try:
-        password = sa.make_url(url).password if url else None
-    except Exception:  # an unparseable URL: its password cannot be found, so mask it whole
-        return text.replace(url or "\0", "<database URL>")
-    return text.replace(str(password), "***") if password else text
+    return mask_password(
+        text, getattr(args, "url", None) or os.environ.get(URL_ENVIRONMENT_VARIABLE)
+    )

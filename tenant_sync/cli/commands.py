@@ -60,6 +60,7 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
         retries=args.retries,
         verify=args.verify,
         on_result=progress,
+        model_name=args.model,
     ) as ts:
         if progress is not None:
             progress.start(len(ts.list_tenants()))
@@ -129,10 +130,9 @@ def list_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
 
 def report_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:
     try:
-        report = SyncReport.load(args.path)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise ConfigurationError(f"cannot read report {args.path}: {reason}") from exc
+        report = SyncReport.load(args.path)  # ReportFormatError names the file and the fault
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read report {args.path}: {exc.strerror or exc}") from exc
     chosen = report.results
     if args.tenant is not None:
         found = report.get(args.tenant)
@@ -154,7 +154,7 @@ def report_command(args: argparse.Namespace, progress: LiveProgress | None) -> i
         for result in chosen:
             print(f"{_printable(result.schema)}: {_printable(result.error or 'no error recorded')}")
     else:
-        print(format_summary(report, color=sys.stdout.isatty()), end="")
+        print(format_summary(report, color=sys.stdout.isatty(), options=True), end="")
     return _exit_code(chosen, report.cancelled and args.tenant is None)
 
 

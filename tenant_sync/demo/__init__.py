@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEMO_DATABASE_PREFIX = "tenant_sync_demo_"
 DEMO_TENANTS = ("acme", "globex", "initech", "umbrella", "hooli")
+_DEMO_MODEL_V2 = f"{__name__}:demo_model(2)"  # how the demo's reports name its model
 
 
 def demo_model(version: int) -> sa.MetaData:
@@ -97,7 +98,7 @@ def run_demo(
         with TenantSync(engine, demo_model(1)) as ts:
             for name in DEMO_TENANTS:
                 ts.sync_tenant(name)  # signup: create and build
-        with TenantSync(engine, demo_model(2), workers=4) as ts:
+        with TenantSync(engine, demo_model(2), workers=4, model_name=_DEMO_MODEL_V2) as ts:
             plan = ts.sync_all(dry_run=True)
             ts.on_result = on_result
             report = ts.sync_all()

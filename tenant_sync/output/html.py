@@ -6,19 +6,22 @@
 
     write_html(report, "reports/sync.html")   # open it in any browser, even offline
 
-The header (run summary) is rendered here, every value escaped.  The per-tenant table is
+The header is rendered here, every value escaped: the run's verdict, times and counts, and
+what it was run against (:class:`~tenant_sync.report.RunInfo`: the database, password
+masked, the model, the versions, the options).  The per-tenant table is
 rendered in the browser from the report's JSON, embedded in a
 ``<script type="application/json">`` tag, with ``textContent`` only: tenant names and
 errors are never parsed as HTML.  Rows are built when first shown and reused, added 250
 at a time as the table is scrolled; a tenant's operations, withheld changes and SQL are
-built when its row is first expanded.  So a report of 10,000 tenants opens in well
-under a second.
+built when its row is first expanded.  Each row shows its operations and withheld
+changes with their classes, and how many differences from the model remain; a row's
+details list them.  So a report of 10,000 tenants opens in well under a second.
 
 The page, its style and its script are ``assets/report.html``, ``report.css`` and
 ``report.js`` beside this module, read once as package data.
 
 The page reads its URL fragment on load and when it changes, e.g.
-``report.html#status=failed&q=acme&sort=duration_s&dir=desc&open=tenant_acme``, and keeps
+``report.html#status=failed&differs=1&q=acme&sort=duration_s&dir=desc&open=tenant_acme``, and keeps
 the fragment in step with the controls so a filtered view can be shared as a link.
 """
 
@@ -33,14 +36,24 @@ from importlib.resources import files
 from itertools import zip_longest
 from pathlib import Path
 
-from ..report import STATUSES, SyncReport
+from ..classes import CHANGE_CLASSES
+from ..report import STATUSES, RunInfo, SyncReport
 from .change_sets import NAMES_SHOWN, group_change_sets
-from .summary import format_duration
+from .summary import format_duration, format_option
 
 __all__ = ["render_html", "write_html"]
 
 #: How many change sets the page lists; the table below has every tenant.
 _CHANGE_SETS_SHOWN = 20
+
+#: How the header names the libraries of ``RunInfo.versions``.
+_LIBRARIES = {
+    "tenant_sync": "tenant_sync",
+    "alembic": "Alembic",
+    "sqlalchemy": "SQLAlchemy",
+    "psycopg": "psycopg",
+    "postgresql": "PostgreSQL",
+}
 
 _SLOT = re.compile(r"__([A-Z]+)__")
 
@@ -55,6 +68,7 @@ def render_html(report: SyncReport) -> str:
         "HEADER": _header(report, kind),
         "CHANGESETS": _change_sets(report),
         "OPTIONS": _status_options(report),
+        "DIFFERING": f"{_differing(report):,}",
         "DATA": _embedded_json(report),
         "SCRIPT": _asset("report.js"),
     }
@@ -81,12 +95,12 @@ def _header(report: SyncReport, kind: str) -> str:
         ("Started", report.started_at or "unknown"),
         ("Finished", report.finished_at or "not finished"),
         ("Duration", format_duration(report.duration_s)),
+        ("Still differ", f"{_differing(report):,} tenants"),
     ]
     if report.cancelled:
         facts.append(("Cancelled", "yes, before every tenant was done"))
     if report.note:
         facts.append(("Note", report.note))
-    items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
     chips = "".join(
         f'<button type="button" class="chip status-{status}" data-status="{status}">'
         f"{status} <b>{count:,}</b></button>"
@@ -94,9 +108,33 @@ def _header(report: SyncReport, kind: str) -> str:
     )
     return (
         f'<h1>{escape(kind)} report <span class="verdict {"bad" if failed else "good"}">'
-        f"{escape(verdict)}</span></h1><dl>{items}</dl>"
+        f"{escape(verdict)}</span></h1>{_facts(facts)}"
+        f"{_run_info(report.run) if report.run is not None else ''}"
         f'<div class="chips" aria-label="Tenants by status">{chips}</div>'
     )
+
+
+def _run_info(run: RunInfo) -> str:
+    """What the run was run against (database, model, versions) and its options, escaped."""
+    model = run.model + (
+        f" (fingerprint {run.model_fingerprint[:12]})" if run.model_fingerprint else ""
+    )
+    against = [("Database", run.database), ("Model", model)]
+    against += [(_LIBRARIES.get(name, name), value) for name, value in run.versions.items()]
+    options = [(name, format_option(name, value)) for name, value in run.options.items()]
+    return (
+        f'<section class="run" aria-label="Run against">{_facts(against, "against")}'
+        f"{_facts(options, 'options')}</section>"
+    )
+
+
+def _facts(facts: list[tuple[str, str]], kind: str = "facts") -> str:
+    items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
+    return f'<dl class="{kind}">{items}</dl>'
+
+
+def _differing(report: SyncReport) -> int:
+    return sum(1 for result in report.results if result.differences)
 
 
 def _change_sets(report: SyncReport) -> str:
@@ -110,7 +148,8 @@ def _change_sets(report: SyncReport) -> str:
         shown = ", ".join(names[:NAMES_SHOWN]) + (", ..." if len(names) > NAMES_SHOWN else "")
         count = f"{len(names):,} tenant" + ("" if len(names) == 1 else "s")
         items = [
-            f'<li><span class="class">{escape(change_class)}</span> {escape(operation)}</li>'
+            f'<li><span class="class {_class_style(change_class)}">{escape(change_class)}</span>'
+            f" {escape(operation)}</li>"
             for operation, change_class in zip_longest(view.operations, view.classes, fillvalue="")
         ]
         items += [
@@ -129,6 +168,11 @@ def _change_sets(report: SyncReport) -> str:
     if len(views) > _CHANGE_SETS_SHOWN:
         blocks.append(f"<p>... and {len(views) - _CHANGE_SETS_SHOWN:,} more change sets</p>")
     return f'<section class="change-sets"><h2>Change sets</h2>{"".join(blocks)}</section>'
+
+
+def _class_style(change_class: str) -> str:
+    """The CSS class of a change class's tag; ``cls-other`` for one read from elsewhere."""
+    return f"cls-{change_class}" if change_class in CHANGE_CLASSES else "cls-other"
 
 
 def _status_options(report: SyncReport) -> str:

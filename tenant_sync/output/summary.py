@@ -6,22 +6,25 @@
 
     print(format_summary(report, slowest=10, color=sys.stdout.isatty()))
 
-Sections, each left out when empty: totals by status and the run's time; the slowest
-tenants; every failed tenant with its error; what still differs from the model, grouped
+Sections, each left out when empty: totals by status and the run's time, under the run's
+header (database, model, versions; its options when asked for); the slowest tenants; every failed tenant with its error; what still differs from the model, grouped
 by difference, with how many tenants each one concerns; accepted changes, counted.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Iterable
 
-from ..report import STATUSES, SyncReport, TenantResult
+from ..report import STATUSES, RunInfo, SyncReport, TenantResult
 
 __all__ = [
     "difference_counts",
     "format_duration",
+    "format_option",
+    "format_run_info",
     "format_sql",
     "format_summary",
     "format_tenant_detail",
@@ -42,15 +45,19 @@ _STATUS_COLORS = {
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def format_summary(report: SyncReport, slowest: int = 5, color: bool = False) -> str:
+def format_summary(
+    report: SyncReport, slowest: int = 5, color: bool = False, options: bool = False
+) -> str:
     """Return the report as a few plain-text sections for a terminal.
 
     A pure function of ``report``: nothing is printed.  ``slowest`` caps the list of
     slowest tenants (0 leaves the section out); failed tenants are always all listed.
-    ``color`` adds ANSI colours to status names, for a tty.
+    ``color`` adds ANSI colours to status names, for a tty.  ``options`` adds the run's
+    options to its header (``tenant-sync report`` shows them; after a run, the command
+    line that was typed does).
     """
     sections = [
-        _totals(report, color),
+        _totals(report, color, options),
         _slowest(report.results, slowest),
         _failures(report.failed(), color),
         _differences(report.results),
@@ -70,6 +77,64 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def format_run_info(run: RunInfo, options: bool = False, width: int = 100) -> list[str]:
+    """A report's header as indented lines: database and server, model, versions, options.
+
+    ::
+
+          database  postgresql+psycopg://app:***@db/app (PostgreSQL 15.4)
+          model     myapp.models:Base (fingerprint 3f2a9c0d1e4b)
+          versions  tenant_sync 0.1.0, alembic 1.13.2, sqlalchemy 2.0.31, psycopg 3.2.1
+          options   dry_run no, tenants 'tenant\\_%', workers 8, allow [safe, data_dependent], ...
+    """
+    server = run.versions.get("postgresql")
+    fingerprint = f" (fingerprint {run.model_fingerprint[:12]})" if run.model_fingerprint else ""
+    libraries = [
+        f"{name} {version}" for name, version in run.versions.items() if name != "postgresql"
+    ]
+    lines = [
+        f"  database  {_clean(run.database)}"
+        + (f" (PostgreSQL {_clean(server)})" if server else ""),
+        f"  model     {_clean(run.model)}{fingerprint}",
+        f"  versions  {_clean(', '.join(libraries) or 'unknown')}",
+    ]
+    if options and run.options:
+        text = ", ".join(
+            f"{name} {format_option(name, value)}" for name, value in run.options.items()
+        )
+        indent = "  options   "
+        lines += textwrap.wrap(
+            _clean(text),
+            width,
+            initial_indent=indent,
+            subsequent_indent=" " * len(indent),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    return lines
+
+
+def format_option(name: str, value: object, shown: int = 5) -> str:
+    """One option of a run's header in words: ``yes``/``no``, ``none``, ``[a, b]``, ``'a b'``.
+
+    ``tenants`` None reads ``every schema``; a list longer than ``shown`` is cut short
+    with the count of the rest.
+    """
+    if value is None:
+        return "every schema" if name == "tenants" else "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        if not value:
+            return "none"
+        items = [format_option(name, item) for item in value[:shown]]
+        if len(value) > shown:
+            items.append(f"... {len(value) - shown:,} more")
+        return "[" + ", ".join(items) + "]"
+    text = str(value)
+    return f"'{text}'" if isinstance(value, str) and (name == "tenants" or " " in text) else text
 
 
 def withheld_counts(results: Iterable[TenantResult]) -> list[tuple[str, int]]:
@@ -115,12 +180,14 @@ def format_sql(statements: Iterable[str]) -> str:
     return "\n".join(sql if sql.endswith(";") else sql + ";" for sql in stripped)
 
 
-def _totals(report: SyncReport, color: bool) -> str:
+def _totals(report: SyncReport, color: bool, options: bool) -> str:
     kind = "Dry run" if report.dry_run else "Sync"
     lines = [
         f"{kind} of {_tenants(len(report.results))} in {format_duration(report.duration_s)}"
         f" (started {report.started_at}, finished {report.finished_at or 'not finished'})"
     ]
+    if report.run is not None:
+        lines.extend(format_run_info(report.run, options))
     if report.cancelled:
         lines.append("  cancelled before every tenant was done")
     if report.note:

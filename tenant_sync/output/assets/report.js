@@ -5,6 +5,7 @@
   const report = JSON.parse(document.getElementById("report-data").textContent);
   const results = report.results;
   const filter = document.getElementById("status-filter");
+  const differsFilter = document.getElementById("differs-filter");
   const search = document.getElementById("search");
   const tbody = document.getElementById("tenant-rows");
   const shown = document.getElementById("shown");
@@ -17,9 +18,12 @@
   const keys = new Map([
     ["schema", (r) => r.schema], ["status", (r) => r.status],
     ["operations", (r) => r.operations.length], ["withheld", (r) => r.withheld.length],
+    ["differences", (r) => (r.differences || []).length],
     ["duration_s", (r) => r.duration_s], ["attempts", (r) => r.attempts],
   ]);
-  const state = { status: "all", q: "", sort: null, dir: "asc" };
+  // The change classes, least risky first (tenant_sync.classes.CHANGE_CLASSES).
+  const CLASSES = ["safe", "data_dependent", "rewrite", "destructive"];
+  const state = { status: "all", differs: false, q: "", sort: null, dir: "asc" };
   let picked = [];
   let limit = CHUNK;
   const open = new Set();
@@ -27,7 +31,8 @@
   const details = new Map();
   const bySchema = new Map(results.map((r, i) => [r.schema, i]));
   const haystacks = results.map((r) =>
-    [r.schema, r.error || "", ...r.operations, ...r.withheld].join("\n").toLowerCase());
+    [r.schema, r.error || "", ...r.operations, ...r.withheld, ...(r.differences || []),
+      ...(r.classes || []), ...(r.withheld_classes || [])].join("\n").toLowerCase());
 
   // "tenant_9" before "tenant_10", without a collator call per comparison.
   function natural(text) {
@@ -49,6 +54,33 @@
     return Math.floor(m / 60) + "h" + String(m % 60).padStart(2, "0") + "m";
   }
 
+  // A tag per class, in CLASSES order, with its count when more than one: "safe ×2".
+  function classTags(classes) {
+    const counts = new Map();
+    for (const c of classes || []) counts.set(c, (counts.get(c) || 0) + 1);
+    const known = CLASSES.filter((c) => counts.has(c));
+    const other = Array.from(counts.keys()).filter((c) => !CLASSES.includes(c)).sort();
+    const tags = el("span", "tags");
+    for (const c of known.concat(other)) {
+      const n = counts.get(c);
+      tags.append(tag(c, n > 1 ? c + " \u00d7" + n : c));
+    }
+    return tags;
+  }
+
+  function tag(changeClass, text) {
+    const known = CLASSES.includes(changeClass) ? changeClass : "other";
+    return el("span", "cls cls-" + known, text);
+  }
+
+  function counted(count, classes) {
+    const td = el("td", "num");
+    const box = el("div", "changes");
+    box.append(el("span", "count", String(count)), classTags(classes));
+    td.append(box);
+    return td;
+  }
+
   function row(i) {
     let tr = rows.get(i);
     if (tr) return tr;
@@ -66,9 +98,15 @@
     status.append(el("span", "badge status-" + r.status, r.status));
     const error = el("td", "error");
     if (r.error) error.append(el("div", "clamp", r.error));
-    tr.append(name, status, el("td", "num", String(r.operations.length)),
-      el("td", "num", String(r.withheld.length)), el("td", "num", duration(r.duration_s)),
-      el("td", "num", String(r.attempts)), error);
+    const differs = (r.differences || []).length;
+    const drift = el("td", "num differs" + (differs ? " some" : ""), String(differs));
+    if (differs) {
+      drift.title = r.differences.join("\n");
+      tr.classList.add("drifted");
+    }
+    tr.append(name, status, counted(r.operations.length, r.classes),
+      counted(r.withheld.length, r.withheld_classes), drift,
+      el("td", "num", duration(r.duration_s)), el("td", "num", String(r.attempts)), error);
     rows.set(i, tr);
     return tr;
   }
@@ -79,10 +117,16 @@
     return part;
   }
 
-  function list(items) {
+  // Items, each after its class tag when ``classes`` are given.
+  function list(items, classes) {
     if (!items.length) return el("p", "none", "none");
     const ul = el("ul");
-    for (const item of items) ul.append(el("li", "", item));
+    items.forEach((item, k) => {
+      const li = el("li");
+      if (classes && classes[k]) li.append(tag(classes[k], classes[k]), " ");
+      li.append(item);
+      ul.append(li);
+    });
     return ul;
   }
 
@@ -98,13 +142,11 @@
     tr = el("tr", "detail");
     tr.dataset.schema = r.schema;
     const td = el("td");
-    td.colSpan = 7;
+    td.colSpan = 8;
     if (r.error) td.append(section("Error", el("pre", "error", r.error)));
-    const classed = (items, classes) =>
-      items.map((item, k) => (classes && classes[k] ? item + " [" + classes[k] + "]" : item));
-    td.append(section("Operations", list(classed(r.operations, r.classes))),
+    td.append(section("Operations", list(r.operations, r.classes)),
       section("Still differs from the model", list(r.differences || [])),
-      section("Withheld (class not allowed)", list(classed(r.withheld, r.withheld_classes))),
+      section("Withheld (class not allowed)", list(r.withheld, r.withheld_classes)),
       section(report.dry_run ? "SQL that would run" : "SQL run", sql(r.sql)));
     if (r.accepted && r.accepted.length) td.append(section("Accepted", list(r.accepted)));
     tr.append(td);
@@ -117,6 +159,7 @@
     const found = [];
     for (let i = 0; i < results.length; i++) {
       if (state.status !== "all" && results[i].status !== state.status) continue;
+      if (state.differs && !(results[i].differences || []).length) continue;
       if (q && !haystacks[i].includes(q)) continue;
       found.push(i);
     }
@@ -179,6 +222,7 @@
     const params = new URLSearchParams(location.hash.replace(/^#/, ""));
     const status = params.get("status");
     state.status = statuses.includes(status) ? status : "all";
+    state.differs = params.get("differs") === "1";
     state.q = params.get("q") || "";
     state.sort = keys.has(params.get("sort")) ? params.get("sort") : null;
     state.dir = params.get("dir") === "desc" ? "desc" : "asc";
@@ -187,12 +231,14 @@
       if (i !== undefined && !open.has(i)) toggle(i);
     }
     filter.value = state.status;
+    differsFilter.checked = state.differs;
     search.value = state.q;
   }
 
   function writeHash() {
     const params = new URLSearchParams();
     if (state.status !== "all") params.set("status", state.status);
+    if (state.differs) params.set("differs", "1");
     if (state.q) params.set("q", state.q);
     if (state.sort) { params.set("sort", state.sort); params.set("dir", state.dir); }
     const hash = params.toString();
@@ -204,6 +250,7 @@
   function update(change) {
     Object.assign(state, change);
     filter.value = state.status;
+    differsFilter.checked = state.differs;
     writeHash();
     render();
   }
@@ -216,6 +263,7 @@
 
   let typing = null;
   filter.addEventListener("change", () => update({ status: filter.value }));
+  differsFilter.addEventListener("change", () => update({ differs: differsFilter.checked }));
   search.addEventListener("input", () => {
     clearTimeout(typing);
     typing = setTimeout(() => update({ q: search.value }), results.length > 2000 ? 150 : 0);
@@ -241,7 +289,10 @@
   // A small handle for scripts and tests driving the page.
   window.tenantReport = {
     renderMs: performance.now() - started,
+    // Since the navigation started (performance.now()'s origin): the table is up, and live.
+    readyMs: performance.now(),
     setStatus: (status) => update({ status: statuses.includes(status) ? status : "all" }),
+    setDiffers: (on) => update({ differs: Boolean(on) }),
     setSearch: (q) => { search.value = q; update({ q: q }); },
     sortBy: sortBy,
     toggle: (schema) => { const i = bySchema.get(schema); if (i !== undefined) toggle(i); },
