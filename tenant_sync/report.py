@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from .changes import Changes
 from .errors import ReportFormatError
+from .files import write_text_atomically
 from .versions import __version__
 
 __all__ = [
@@ -256,12 +257,7 @@ class SyncReport:
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the report as JSON to ``path`` (atomically) and return the path."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_text(self.to_json() + "\n", encoding="utf-8")
-        temporary.replace(target)
-        return target
+        return write_text_atomically(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, data: object) -> SyncReport:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Sequence
 
@@ -18,7 +17,7 @@ from ..logs import add_shared_log_file
 from ..output.change_sets import format_change_sets
 from ..output.html import write_html
 from ..output.progress import LiveProgress
-from ..output.summary import format_sql, format_summary, format_tenant_detail
+from ..output.summary import format_sql, format_summary, format_tenant_detail, printable
 from ..report import SyncReport, TenantResult
 
 __all__ = [
@@ -38,7 +37,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_PENDING, EXIT_DIFFERS = 3, 4
 
 PROG = "tenant-sync"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:
@@ -105,9 +103,9 @@ def signup_command(args: argparse.Namespace, progress: LiveProgress | None) -> i
     ) as ts:
         results = [ts.sync_tenant(name) for name in args.names]
     for result in results:
-        line = f"{_printable(result.schema)}: {result.status} in {result.duration_s:.3f}s"
+        line = f"{printable(result.schema)}: {result.status} in {result.duration_s:.3f}s"
         if result.error:
-            line += f": {_printable(result.error)}"
+            line += f": {printable(result.error)}"
         print(line)
     return _exit_code(results, cancelled=False)
 
@@ -124,7 +122,7 @@ def list_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
         finally:
             engine.dispose()
     for name in names:
-        print(_printable(name))
+        print(printable(name))
     return EXIT_OK
 
 
@@ -148,11 +146,11 @@ def report_command(args: argparse.Namespace, progress: LiveProgress | None) -> i
     elif args.sql:
         for result in chosen:
             if result.sql:
-                print(f"-- tenant {_printable(result.schema)} ({result.status})")
+                print(f"-- tenant {printable(result.schema)} ({result.status})")
                 print(format_sql(result.sql), end="\n\n")
     elif args.failed:
         for result in chosen:
-            print(f"{_printable(result.schema)}: {_printable(result.error or 'no error recorded')}")
+            print(f"{printable(result.schema)}: {printable(result.error or 'no error recorded')}")
     else:
         print(format_summary(report, color=sys.stdout.isatty(), options=True), end="")
     return _exit_code(chosen, report.cancelled and args.tenant is None)
@@ -215,8 +213,3 @@ def _plan_exit_code(results: Sequence[TenantResult], cancelled: bool) -> int:
 def _exit_code(results: Sequence[TenantResult], cancelled: bool) -> int:
     bad = cancelled or any(result.status in ("failed", "skipped") for result in results)
     return EXIT_FAILED if bad else EXIT_OK
-
-
-def _printable(text: str) -> str:
-    # Names and errors come from the database: no control characters to the terminal.
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)

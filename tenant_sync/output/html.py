@@ -37,6 +37,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from ..classes import CHANGE_CLASSES
+from ..files import write_text_atomically
 from ..report import STATUSES, RunInfo, SyncReport
 from .change_sets import NAMES_SHOWN, group_change_sets
 from .summary import format_duration, format_option
@@ -78,12 +79,7 @@ def render_html(report: SyncReport) -> str:
 
 def write_html(report: SyncReport, path: str | os.PathLike[str]) -> Path:
     """Write :func:`render_html` output to ``path`` (atomically) and return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(render_html(report), encoding="utf-8")
-    temporary.replace(target)
-    return target
+    return write_text_atomically(path, render_html(report))
 
 
 def _header(report: SyncReport, kind: str) -> str:

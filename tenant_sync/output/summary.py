@@ -28,6 +28,7 @@ __all__ = [
     "format_sql",
     "format_summary",
     "format_tenant_detail",
+    "printable",
     "withheld_counts",
 ]
 
@@ -95,10 +96,10 @@ def format_run_info(run: RunInfo, options: bool = False, width: int = 100) -> li
         f"{name} {version}" for name, version in run.versions.items() if name != "postgresql"
     ]
     lines = [
-        f"  database  {_clean(run.database)}"
-        + (f" (PostgreSQL {_clean(server)})" if server else ""),
-        f"  model     {_clean(run.model)}{fingerprint}",
-        f"  versions  {_clean(', '.join(libraries) or 'unknown')}",
+        f"  database  {printable(run.database)}"
+        + (f" (PostgreSQL {printable(server)})" if server else ""),
+        f"  model     {printable(run.model)}{fingerprint}",
+        f"  versions  {printable(', '.join(libraries) or 'unknown')}",
     ]
     if options and run.options:
         text = ", ".join(
@@ -106,7 +107,7 @@ def format_run_info(run: RunInfo, options: bool = False, width: int = 100) -> li
         )
         indent = "  options   "
         lines += textwrap.wrap(
-            _clean(text),
+            printable(text),
             width,
             initial_indent=indent,
             subsequent_indent=" " * len(indent),
@@ -152,7 +153,7 @@ def difference_counts(results: Iterable[TenantResult]) -> list[tuple[str, int]]:
 def format_tenant_detail(result: TenantResult, with_sql: bool = False) -> str:
     """One tenant's result: status, operations with their classes, differences, error, SQL."""
     attempts = f" after {result.attempts} attempts" if result.attempts > 1 else ""
-    lines = [f"{_clean(result.schema)}: {result.status} in {result.duration_s:.3f}s{attempts}"]
+    lines = [f"{printable(result.schema)}: {result.status} in {result.duration_s:.3f}s{attempts}"]
     classes = result.classes or [""] * len(result.operations)
     sections = (
         (
@@ -166,9 +167,9 @@ def format_tenant_detail(result: TenantResult, with_sql: bool = False) -> str:
     for title, items in sections:
         if items:
             lines.append(f"{title} ({len(items)})")
-            lines.extend(f"  {_clean(item)}" for item in items)
+            lines.extend(f"  {printable(item)}" for item in items)
     if result.error:
-        lines.append(f"Error\n  {_clean(result.error)}")
+        lines.append(f"Error\n  {printable(result.error)}")
     if with_sql and result.sql:
         lines.append(f"SQL ({len(result.sql)} statements)\n{format_sql(result.sql)}")
     return "\n".join(lines)
@@ -191,7 +192,7 @@ def _totals(report: SyncReport, color: bool, options: bool) -> str:
     if report.cancelled:
         lines.append("  cancelled before every tenant was done")
     if report.note:
-        lines.append(f"  note: {_clean(report.note)}")
+        lines.append(f"  note: {printable(report.note)}")
     counts = report.counts
     width = max(len(f"{count:,}") for count in counts.values())
     for status in STATUSES:
@@ -206,12 +207,12 @@ def _slowest(results: list[TenantResult], limit: int) -> str:
     if limit <= 0 or not timed:
         return ""
     top = sorted(timed, key=lambda result: (-result.duration_s, result.schema))[:limit]
-    width = max(len(_clean(result.schema)) for result in top)
+    width = max(len(printable(result.schema)) for result in top)
     lines = ["Slowest tenants"]
     for result in top:
         attempts = f"  ({result.attempts} attempts)" if result.attempts > 1 else ""
         lines.append(
-            f"  {_clean(result.schema):<{width}}  {format_duration(result.duration_s):>8}"
+            f"  {printable(result.schema):<{width}}  {format_duration(result.duration_s):>8}"
             f"  {result.status}{attempts}"
         )
     return "\n".join(lines)
@@ -223,8 +224,8 @@ def _failures(failed: list[TenantResult], color: bool) -> str:
     lines = [_paint(f"Failed tenants ({len(failed):,})", "failed", color)]
     for result in sorted(failed, key=lambda result: result.schema):
         attempts = f" (after {result.attempts} attempts)" if result.attempts > 1 else ""
-        error = _clean(result.error or "no error recorded").splitlines() or [""]
-        lines.append(f"  {_clean(result.schema)}{attempts}: {error[0]}")
+        error = printable(result.error or "no error recorded").splitlines() or [""]
+        lines.append(f"  {printable(result.schema)}{attempts}: {error[0]}")
         lines.extend(f"      {line}" for line in error[1:])
     return "\n".join(lines)
 
@@ -237,7 +238,7 @@ def _differences(results: list[TenantResult]) -> str:
         "Still differs from the model (--allow CLASS applies a withheld class;"
         " --accept CHANGE stops the warning)"
     ]
-    lines.extend(f"  {_clean(change)} — {_tenants(count)}" for change, count in counts)
+    lines.extend(f"  {printable(change)} — {_tenants(count)}" for change, count in counts)
     return "\n".join(lines)
 
 
@@ -247,7 +248,7 @@ def _accepted(results: list[TenantResult]) -> str:
         return ""
     lines = ["Accepted differences (not applied, not warned about)"]
     lines.extend(
-        f"  {_clean(change)} — {_tenants(count)}" for change, count in counter.most_common()
+        f"  {printable(change)} — {_tenants(count)}" for change, count in counter.most_common()
     )
     return "\n".join(lines)
 
@@ -260,5 +261,7 @@ def _paint(text: str, status: str, color: bool) -> str:
     return f"\x1b[{_STATUS_COLORS[status]}m{text}\x1b[0m" if color else text
 
 
-def _clean(text: str) -> str:
+def printable(text: str) -> str:
+    """``text`` with control characters written as ``\\xNN``: names and errors come from
+    the database, and an ESC in a schema name must not reach a terminal as such."""
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
