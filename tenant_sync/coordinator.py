@@ -19,11 +19,10 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.pool import QueuePool
 
 from .classes import AllowSpec, parse_allow
 from .discovery import TenantsSpec, check_tenant_names, list_tenants
-from .engine import connect, make_engine, masked_url
+from .engine import connect, make_engine, masked_url, usable_workers
 from .fastpath.by_shape import TenantShapes, plan_by_shape
 from .fastpath.signup import SignupCache
 from .model import Model
@@ -323,20 +322,7 @@ class TenantSync:
             self.on_result(result)
 
     def _usable_workers(self) -> int:
-        """Workers, capped by what a caller's engine pool can give at once."""
-        pool = self.engine.pool
-        if self._owns_engine or not isinstance(pool, QueuePool):
-            return self.options.workers
-        overflow = pool._max_overflow  # no public accessor; -1 means unlimited
-        capacity = pool.size() + overflow if overflow >= 0 else self.options.workers
-        if capacity < self.options.workers:
-            log.warning(
-                "engine pool holds %d connections; running %d workers instead of %d",
-                capacity,
-                capacity,
-                self.options.workers,
-            )
-        return max(1, min(self.options.workers, capacity))
+        return usable_workers(self.engine, self._owns_engine, self.options.workers)
 
     def _finish(self, report: SyncReport, started: float) -> None:
         report.duration_s = time.monotonic() - started
