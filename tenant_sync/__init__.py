@@ -34,6 +34,7 @@ from .coordinator import TenantSync
 from .errors import ConfigurationError, DatabaseConnectionError, DiscoveryError, TenantSyncError
 from .logs import add_shared_log_file
 from .report import Drift, SyncReport, TenantResult
+from .selection import Selection
 from .versions import __version__
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "DatabaseConnectionError",
     "DiscoveryError",
     "Drift",
+    "Selection",
     "SyncReport",
     "TenantResult",
     "TenantSync",
