@@ -31,7 +31,6 @@ __all__ = [
     "check_tenant_names",
     "exclude_items",
     "like_regex",
-    "list_tenants",
     "no_match_note",
     "select_tenants",
 ]
@@ -103,16 +102,6 @@ def select_tenants(
     selection = _exclude(selected, exclude, existing)
     _refuse_shared(selection.names, shared)
     return selection
-
-
-def list_tenants(
-    conn: Connection,
-    spec: TenantsSpec,
-    shared_schemas: Iterable[str] = (),
-    exclude: Sequence[str] = (),
-) -> list[str]:
-    """The names :func:`select_tenants` selects, in its order."""
-    return select_tenants(conn, spec, exclude, shared_schemas).names
 
 
 def exclude_items(exclude: ExcludeSpec) -> tuple[str, ...]:

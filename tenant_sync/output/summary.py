@@ -7,7 +7,8 @@
     print(format_summary(report, slowest=10, color=sys.stdout.isatty()))
 
 Sections, each left out when empty: totals by status and the run's time; the slowest
-tenants; every failed tenant with its error; what still differs from the model, grouped
+tenants; every failed tenant with its error; skipped tenants with the reason (the first
+few); what still differs from the model, grouped
 by difference, with how many tenants each one concerns; accepted changes, counted.
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "format_sql",
     "format_summary",
     "format_tenant_detail",
+    "printable",
     "withheld_counts",
 ]
 
@@ -41,6 +43,9 @@ _STATUS_COLORS = {
 # schema name) must not reach the terminal as such.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
+#: How many skipped tenants the summary names (a cancelled run may skip thousands).
+SKIPPED_SHOWN = 10
+
 
 def format_summary(report: SyncReport, slowest: int = 5, color: bool = False) -> str:
     """Return the report as a few plain-text sections for a terminal.
@@ -53,6 +58,7 @@ def format_summary(report: SyncReport, slowest: int = 5, color: bool = False) ->
         _totals(report, color),
         _slowest(report.results, slowest),
         _failures(report.failed(), color),
+        _skipped(report.results, color),
         _differences(report.results),
         _accepted(report.results),
     ]
@@ -162,6 +168,19 @@ def _failures(failed: list[TenantResult], color: bool) -> str:
     return "\n".join(lines)
 
 
+def _skipped(results: list[TenantResult], color: bool) -> str:
+    skipped = sorted((r for r in results if r.status == "skipped"), key=lambda r: r.schema)
+    if not skipped:
+        return ""
+    lines = [_paint(f"Skipped tenants ({len(skipped):,})", "skipped", color)]
+    for result in skipped[:SKIPPED_SHOWN]:
+        reason = (_clean(result.error or "no reason recorded").splitlines() or [""])[0]
+        lines.append(f"  {_clean(result.schema)}: {reason}")
+    if len(skipped) > SKIPPED_SHOWN:
+        lines.append(f"  ... and {len(skipped) - SKIPPED_SHOWN:,} more")
+    return "\n".join(lines)
+
+
 def _differences(results: list[TenantResult]) -> str:
     counts = difference_counts(results)
     if not counts:
@@ -191,6 +210,11 @@ def _tenants(count: int) -> str:
 
 def _paint(text: str, status: str, color: bool) -> str:
     return f"\x1b[{_STATUS_COLORS[status]}m{text}\x1b[0m" if color else text
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as ``\\xNN``: names from the database, safe to print."""
+    return _clean(text)
 
 
 def _clean(text: str) -> str:
