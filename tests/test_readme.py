@@ -2,12 +2,16 @@
 
 Its Python examples run against the test server: ``myapp.models`` is a module made for
 the test (the tests' own model), and the example's URL is replaced by the test
-database's.  Its test command is the one ``.ci/run`` runs.
+database's.  The ``tenant-sync list`` commands of "Choosing tenants" print what the README
+shows, on the schemas it describes.  Its test command is the one ``.ci/run`` runs.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +72,47 @@ def test_the_use_example_runs_as_written(database_url: URL, engine: Engine, myap
     for tenant in ("tenant_acme", "tenant_globex", "tenant_new"):
         assert "projects" in tables(engine, tenant)
     assert tables(engine, "tenants_backup") == set(), "the escaped pattern leaves it alone"
+
+
+def test_the_list_commands_of_choosing_tenants_print_what_the_readme_shows(
+    database_url: URL, engine: Engine, myapp: Path
+) -> None:
+    block = re.search(
+        r"^\*\*Choosing tenants\.\*\* A database.*?```console\n(.*?)```", README, re.S | re.M
+    )
+    assert block is not None
+    make_schemas(engine, ["tenant_acme", "tenant_globex", "tenants_backup", "analytics"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE analytics.events (id bigint PRIMARY KEY)"))
+        conn.execute(sa.text("CREATE TABLE analytics.daily (day date PRIMARY KEY)"))
+    env = {**os.environ, "TENANT_SYNC_DATABASE_URL": database_url.render_as_string(False)}
+    shown = _commands(block.group(1))
+    listed = [
+        (command, output) for command, output in shown if command[:2] == ["tenant-sync", "list"]
+    ]
+    assert len(listed) == 5
+    for command, output in listed:
+        run = subprocess.run(
+            [sys.executable, "-m", "tenant_sync.cli", *command[1:]],
+            cwd=myapp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.splitlines() == output, command
+
+
+def _commands(console: str) -> list[tuple[list[str], list[str]]]:
+    """Each ``$ command`` of a console block, split as a shell would, with its output lines."""
+    commands: list[tuple[list[str], list[str]]] = []
+    for line in console.splitlines():
+        if line.startswith("$ "):
+            commands.append((shlex.split(line[2:]), []))
+        else:
+            commands[-1][1].append(line)
+    return commands
 
 
 def test_every_other_python_example_runs() -> None:
