@@ -40,6 +40,7 @@ from .errors import (
 )
 from .logs import add_shared_log_file
 from .report import Drift, RunInfo, SyncReport, TenantResult
+from .selection import Selection
 from .versions import __version__
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "Drift",
     "ReportFormatError",
     "RunInfo",
+    "Selection",
     "SyncReport",
     "TenantResult",
     "TenantSync",

@@ -19,19 +19,28 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.pool import QueuePool
 
 from .classes import AllowSpec, parse_allow
-from .discovery import TenantsSpec, check_tenant_names, list_tenants
-from .engine import connect, make_engine, masked_url
+from .discovery import (
+    ExcludeSpec,
+    TenantsSpec,
+    check_tenant_names,
+    exclude_items,
+    no_match_note,
+    select_tenants,
+)
+from .engine import connect, make_engine, masked_url, usable_workers
 from .fastpath.by_shape import TenantShapes, plan_by_shape
+from .fastpath.catalog import Shape
 from .fastpath.signup import SignupCache
 from .model import Model
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
+from .plan import ignored_tables
 from .renames import obsolete_hints
 from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info
+from .selection import Selection, vet
 from .tenant import TenantJob, sync_one
 
 __all__ = ["TenantSync"]
@@ -46,9 +55,14 @@ class TenantSync:
         never altered) or a URL (tenant_sync builds and owns an engine sized for ``workers``).
     :param metadata: the model: a :class:`~sqlalchemy.schema.MetaData` or declarative base.
         Tables with ``schema=None`` go into every tenant; tables with a schema are shared.
-    :param tenants: which schemas are tenants: None (every non-system schema), a SQL LIKE
-        pattern such as ``"tenant\\_%"``, a list of names, or a callable that gets a
-        connection and returns names.
+    :param tenants: which schemas are tenants: None (every non-system schema); a string:
+        the schema of exactly that name if there is one, else a SQL LIKE pattern such as
+        ``"tenant\\_%"`` (``_`` and ``%`` are wildcards); a list of names; or a callable
+        that gets a connection and returns names.  A selected schema that holds tables,
+        none of them the model's, gets no DDL and is reported ``skipped``, unless it was
+        chosen by name (a list, a callable's answer, a string that is its exact name).
+    :param exclude: schemas left out of those ``tenants`` selects: a name or LIKE pattern
+        (by the same rule), or a list of them.  :meth:`select_tenants` lists them.
     :param workers: tenants synced at once, each on its own connection and transaction.
     :param allow: which classes of change apply (see :mod:`tenant_sync.classes`): a set
         such as ``{"safe", "data_dependent", "rewrite"}``, or a callable that gets each
@@ -92,6 +106,7 @@ class TenantSync:
         metadata: Any,
         tenants: TenantsSpec = None,
         *,
+        exclude: ExcludeSpec = None,
         workers: int = 4,
         allow: AllowSpec | None = None,
         allow_destructive: bool = False,
@@ -121,6 +136,7 @@ class TenantSync:
         self.model = Model(metadata)
         self._model_name = model_name or describe_model(metadata, self.model.metadata)
         self.tenants = tenants
+        self.exclude = exclude_items(exclude)
         self.on_result = on_result
         self.engine, self._owns_engine = make_engine(engine_or_url, workers)
         self._cancel = threading.Event()
@@ -131,14 +147,27 @@ class TenantSync:
         return f"<TenantSync {masked_url(self.engine.url)} workers={self.options.workers}>"
 
     def list_tenants(self) -> list[str]:
-        """Return the tenant schema names, as selected by ``tenants``.
+        """Return the tenant schema names, as selected by ``tenants``, less ``exclude``.
+
+        Schemas that look like no tenant are listed too (a sync reports them ``skipped``);
+        :meth:`select_tenants` tells them apart.
 
         :raises DatabaseConnectionError: the database cannot be reached.
         :raises DiscoveryError: a ``tenants`` callable raised.
-        :raises ConfigurationError: a listed name is invalid or repeated.
+        :raises ConfigurationError: a listed name or a pattern is invalid, or a name repeated.
         """
-        with connect(self.engine) as conn, conn.begin():
-            return list_tenants(conn, self.tenants, self.model.shared_schemas)
+        return self._select().names
+
+    def select_tenants(self) -> Selection:
+        """Return which schemas ``tenants`` and ``exclude`` select, with the rule of each.
+
+        The :class:`~tenant_sync.selection.Selection` lists each selected schema with its
+        rule (``every``, ``name``, ``pattern``, ``callable``), each excluded one with the
+        ``exclude`` item that left it out, and those that look like no tenant with the
+        tables they hold.  Reads the catalog (two queries), changes nothing; raises as
+        :meth:`list_tenants` does.
+        """
+        return self._vet(self._select(), {}, warn=False)
 
     def sync_all(self, dry_run: bool = False) -> SyncReport:
         """Sync every tenant, ``workers`` at a time, and return the report.
@@ -160,23 +189,27 @@ class TenantSync:
         started = time.monotonic()
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
-        names = self.list_tenants()
+        selection = self._select()
+        names = selection.names
         report.run = self.run_info(dry_run)
         # Filled as results come in, so that the report is complete even when Ctrl-C
         # is re-raised from the middle of the run.
         results: dict[str, TenantResult] = {}
         try:
             if not names:
-                report.note = f"no tenant schema matched {self.tenants!r}"
+                report.note = no_match_note(self.tenants, selection)
                 log.warning("no tenants to sync: %s", report.note)
             progress = ProgressLog(len(names), started)
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
-                shapes = self._plan_by_shape(pool, names)
+                shapes = self._plan_by_shape(pool, selection)
+                selection = self._vet(selection, shapes.shapes)
                 jobs = []
                 for name in names:
-                    settled = shapes.settled(name, dry_run, self.options.strict)
+                    settled = selection.skipped(name) or shapes.settled(
+                        name, dry_run, self.options.strict
+                    )
                     if settled is not None:
                         results[name] = settled
                         self._collect(settled, progress)
@@ -197,7 +230,13 @@ class TenantSync:
         not a report: to keep signups as a report, ``SyncReport(results, run=ts.run_info())``.
         """
         return gather_run_info(
-            self.engine, self.model, self._model_name, self.tenants, self.options, dry_run
+            self.engine,
+            self.model,
+            self._model_name,
+            self.tenants,
+            self.options,
+            dry_run,
+            self.exclude,
         )
 
     def drift(self) -> list[Drift]:
@@ -207,12 +246,15 @@ class TenantSync:
         from the model: its tenants, the operations a sync would run and the
         destructive changes it would withhold.  Tenants that match are left out.  A
         declared rename (``info={"renamed_from": ...}``) that no tenant needs any more is
-        named in a warning: the hint can go.
+        named in a warning: the hint can go.  Schemas that look like no tenant are left
+        out, each named in a warning.
         """
-        names = self.list_tenants()
+        selection = self._select()
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            shapes = self._plan_by_shape(pool, names)
-        if names and len(shapes.changes) == len(names):  # every tenant's plan is known
+            shapes = self._plan_by_shape(pool, selection)
+        selection = self._vet(selection, shapes.shapes)
+        tenants = len(selection.names) - len(selection.not_tenants)
+        if tenants and len(shapes.changes) == tenants:  # every tenant's plan is known
             for hint in obsolete_hints(self.model.metadata, shapes.planned_words()):
                 log.warning(
                     "the rename hint on %s is no longer needed: no tenant has the old name", hint
@@ -264,18 +306,32 @@ class TenantSync:
     def _job(self, schema: str, **fields: Any) -> TenantJob:
         return TenantJob(schema, self.model, self.options, cancel=self._cancel, **fields)
 
-    def _plan_by_shape(self, pool: ThreadPoolExecutor, names: list[str]) -> TenantShapes:
+    def _select(self) -> Selection:
+        with connect(self.engine) as conn, conn.begin():
+            return select_tenants(conn, self.tenants, self.exclude, self.model.shared_schemas)
+
+    def _plan_by_shape(self, pool: ThreadPoolExecutor, selection: Selection) -> TenantShapes:
         """Every tenant's shape and its shape's change set; none with ``verify``."""
         if self.options.verify:
             return TenantShapes()
         return plan_by_shape(
             self.engine,
-            names,
+            selection.names,
             self.model,
             self.options,
             pool=pool,
             workers=self._usable_workers(),
+            vet=frozenset(selection.unvetted),
         )
+
+    def _vet(self, selection: Selection, read: dict[str, Shape], warn: bool = True) -> Selection:
+        """``selection`` with its non-tenants, each named in a warning if ``warn``."""
+        relations = {name: shape.relations for name, shape in read.items()}
+        ignored = ignored_tables(self.options)
+        vetted = vet(self.engine, selection, relations, self.model.tenant_table_names, ignored)
+        for name in vetted.not_tenants if warn else ():
+            log.warning("schema %s %s", name, vetted.reason(name))
+        return vetted
 
     def _run_jobs(
         self,
@@ -340,20 +396,7 @@ class TenantSync:
             self.on_result(result)
 
     def _usable_workers(self) -> int:
-        """Workers, capped by what a caller's engine pool can give at once."""
-        pool = self.engine.pool
-        if self._owns_engine or not isinstance(pool, QueuePool):
-            return self.options.workers
-        overflow = pool._max_overflow  # no public accessor; -1 means unlimited
-        capacity = pool.size() + overflow if overflow >= 0 else self.options.workers
-        if capacity < self.options.workers:
-            log.warning(
-                "engine pool holds %d connections; running %d workers instead of %d",
-                capacity,
-                capacity,
-                self.options.workers,
-            )
-        return max(1, min(self.options.workers, capacity))
+        return usable_workers(self.engine, self._owns_engine, self.options.workers)
 
     def _finish(self, report: SyncReport, started: float) -> None:
         report.duration_s = time.monotonic() - started

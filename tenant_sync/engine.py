@@ -13,10 +13,18 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import QueuePool
 
 from .errors import ConfigurationError, DatabaseConnectionError
 
-__all__ = ["connect", "make_engine", "mask_password", "masked_url", "unprepared"]
+__all__ = [
+    "connect",
+    "make_engine",
+    "mask_password",
+    "masked_url",
+    "unprepared",
+    "usable_workers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,23 @@ def make_engine(engine_or_url: Engine | URL | str, workers: int) -> tuple[Engine
 
 #: What a password is replaced with, in URLs and messages.
 MASK = "***"
+
+
+def usable_workers(engine: Engine, owned: bool, workers: int) -> int:
+    """``workers``, capped by what a caller's engine pool can give at once (with a warning)."""
+    pool = engine.pool
+    if owned or not isinstance(pool, QueuePool):
+        return workers
+    overflow = pool._max_overflow  # no public accessor; -1 means unlimited
+    capacity = pool.size() + overflow if overflow >= 0 else workers
+    if capacity < workers:
+        log.warning(
+            "engine pool holds %d connections; running %d workers instead of %d",
+            capacity,
+            capacity,
+            workers,
+        )
+    return max(1, min(workers, capacity))
 
 
 def masked_url(url: URL | str) -> str:

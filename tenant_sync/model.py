@@ -35,6 +35,8 @@ class Model:
                 "the metadata has only tables with an explicit schema; tenant tables must "
                 "have schema=None so each tenant gets its own copy"
             )
+        #: The tenant tables' names, which the not-a-tenant rule looks for in a schema.
+        self.tenant_table_names = frozenset(table.name for table in self.tenant_tables)
         self.shared_schemas = frozenset(table.schema for table in tables if table.schema)
         self.fingerprint = _fingerprint(self.tenant_tables)
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .classes import CHANGE_CLASSES
-from .discovery import TenantsSpec
+from .discovery import SchemaItems, TenantsSpec
 from .engine import connect, masked_url
 from .model import Model
 from .options import SyncOptions
@@ -41,6 +41,7 @@ def gather_run_info(
     tenants: TenantsSpec,
     options: SyncOptions,
     dry_run: bool,
+    exclude: tuple[str, ...] = (),
 ) -> RunInfo:
     """The header of a run of ``model`` (called ``name``) on ``engine`` with ``options``."""
     return RunInfo(
@@ -48,7 +49,7 @@ def gather_run_info(
         model=name,
         model_fingerprint=model.fingerprint,
         versions={**library_versions(), "postgresql": server_version(engine)},
-        options=run_options(options, tenants, dry_run),
+        options=run_options(options, tenants, dry_run, exclude),
     )
 
 
@@ -61,13 +62,19 @@ def server_version(engine: Engine) -> str:
     return ".".join(str(part) for part in info) if info else "unknown"
 
 
-def run_options(options: SyncOptions, tenants: TenantsSpec, dry_run: bool) -> dict[str, Any]:
+def run_options(
+    options: SyncOptions, tenants: TenantsSpec, dry_run: bool, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The run's options as JSON-ready values, by name; every field of ``options`` included.
 
     ``allow_destructive`` is true when every class of change applies, which is what
     ``allow_destructive=True`` means (``allow`` then names all four classes).
     """
-    values: dict[str, Any] = {"dry_run": dry_run, "tenants": _option_value(tenants)}
+    values: dict[str, Any] = {
+        "dry_run": dry_run,
+        "tenants": _option_value(tenants),
+        "exclude": list(exclude),
+    }
     for option in fields(options):
         value = getattr(options, option.name)
         values[option.name] = _option_value(value)
@@ -113,6 +120,8 @@ def _option_value(value: object) -> Any:
     """An option as JSON: classes in their order, tuples as lists, a callable by name."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, SchemaItems):  # --tenants a,b: as a tenants= string, or a list
+        return value.items[0] if len(value.items) == 1 else list(value.items)
     if callable(value):
         return f"callable {_callable_name(value)}"
     if isinstance(value, (set, frozenset)):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-__all__ = ["literal", "quote", "read_query"]
+__all__ = ["MAX_IDENTIFIER_BYTES", "literal", "quote", "read_query"]
+
+#: PostgreSQL truncates identifiers longer than this many bytes.
+MAX_IDENTIFIER_BYTES = 63
 
 
 def quote(name: str) -> str:

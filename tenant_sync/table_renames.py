@@ -25,9 +25,8 @@ import sqlalchemy as sa
 from alembic.operations import Operations, ops
 from sqlalchemy.engine import Connection
 
-from .discovery import MAX_IDENTIFIER_BYTES
 from .renames import table_hints
-from .sql import quote
+from .sql import MAX_IDENTIFIER_BYTES, quote
 
 __all__ = ["RenameTableOp", "pending_table_renames", "renamed_for_planning"]
 

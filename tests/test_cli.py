@@ -20,7 +20,7 @@ from helpers import catalog_snapshot, make_schemas, tables
 from models import model_v1
 from sqlalchemy.engine import URL, Engine
 
-from tenant_sync import SyncReport, TenantSync
+from tenant_sync import SyncReport, TenantResult, TenantSync
 
 TESTS = Path(__file__).resolve().parent
 PASSWORD = "s3cret-Pa55"
@@ -201,12 +201,132 @@ def test_list_prints_one_tenant_per_line_with_the_url_from_the_environment(
     env = {"TENANT_SYNC_DATABASE_URL": text_url(database_url)}
 
     every, matching = map(
-        finish, [start_cli("list", env=env), start_cli("list", "--tenants", "tenant\\_%", env=env)]
+        finish,
+        [
+            start_cli("list", "--names", env=env),
+            start_cli("list", "--names", "--tenants", "tenant\\_%", env=env),
+        ],
     )
 
     assert every.returncode == 0 and matching.returncode == 0, every.stderr + matching.stderr
     assert every.stdout.splitlines() == ["other", "tenant_a", "tenant_b"]
     assert matching.stdout.splitlines() == ["tenant_a", "tenant_b"]
+
+
+def make_analytics(engine: Engine) -> None:
+    """Tenants (one built, one new), ``tenants_backup``, and ``analytics`` with a table and rows."""
+    make_schemas(engine, ["tenant_acme", "tenant_globex", "tenants_backup", "analytics"])
+    with TenantSync(engine, model_v1(), tenants=["tenant_acme"]) as ts:
+        assert ts.sync_all().ok
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE analytics.events (id int PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO analytics.events VALUES (1), (2), (3)"))
+
+
+def test_list_shows_the_rule_that_selected_each_schema_and_what_was_excluded(
+    database_url: URL, engine: Engine
+) -> None:
+    make_analytics(engine)
+    url = text_url(database_url)
+    every, chosen, names = map(
+        finish,
+        [
+            start_cli("list", "--url", url, "--model", "cli_model:metadata_v1"),
+            start_cli(
+                *("list", "--url", url, "--tenants", "tenant\\_%", "--tenants", "analytics"),
+                *("--exclude", "tenant_globex,nobody"),
+            ),
+            start_cli(
+                *("list", "--url", url, "--model", "cli_model:metadata_v1", "--names"),
+                *("--exclude", "tenants\\_%"),
+            ),
+        ],
+    )
+
+    assert every.returncode == chosen.returncode == names.returncode == 0, every.stderr
+    assert every.stdout.splitlines() == [
+        "analytics       every schema (no --tenants) — not a tenant: holds only tables the"
+        " model does not know (events)",
+        "tenant_acme     every schema (no --tenants)",
+        "tenant_globex   every schema (no --tenants)",
+        "tenants_backup  every schema (no --tenants)",
+    ]
+    assert chosen.stdout.splitlines() == [
+        "tenant_acme    pattern 'tenant\\_%'",
+        "analytics      name",
+        "tenant_globex  pattern 'tenant\\_%' — excluded by --exclude 'tenant_globex'",
+    ]
+    assert "WARNING exclude item 'nobody' matches no selected schema" in chosen.stderr
+    assert names.stdout.splitlines() == ["tenant_acme", "tenant_globex"]
+
+
+def test_tenants_is_repeatable_and_takes_commas_each_item_a_name_or_a_pattern(
+    database_url: URL, engine: Engine
+) -> None:
+    make_schemas(engine, ["tenant_a", "tenant_b", "tenantxa", "tenants_backup", "other"])
+    url = text_url(database_url)
+    runs = [
+        ("--tenants", "tenant_b", "--tenants", "other"),
+        ("--tenants", "tenant_b, other"),
+        ("--tenants", "tenant_a"),  # a name: tenantxa is not matched
+        ("--tenants", "tenant\\_%", "--exclude", "%_b"),
+        ("--tenants", "tenant_%"),  # a pattern: _ matches any one character
+        ("--tenants", "tenant_z,other"),  # tenant_z exists nowhere: a pattern, no match
+    ]
+    started = [start_cli("list", "--names", "--url", url, *args) for args in runs]
+    results = [finish(process) for process in started]
+
+    assert [r.returncode for r in results] == [0] * len(runs), [r.stderr for r in results]
+    assert [r.stdout.split() for r in results] == [
+        ["tenant_b", "other"],
+        ["tenant_b", "other"],
+        ["tenant_a"],
+        ["tenant_a"],
+        ["tenant_a", "tenant_b", "tenants_backup", "tenantxa"],
+        ["other"],
+    ]
+    assert "WARNING tenants item 'tenant_z' matches no schema" in results[-1].stderr
+
+
+def test_sync_without_tenants_leaves_a_schema_of_other_tables_alone_unless_it_is_named(
+    database_url: URL, engine: Engine, tmp_path: Path
+) -> None:
+    make_analytics(engine)
+    url = text_url(database_url)
+    report_path = tmp_path / "sync.json"
+    sync = ("sync", "--url", url, "--model", "cli_model:metadata_v1")
+
+    left = run_cli(*sync, "--allow-destructive", "--report", str(report_path))
+
+    assert left.returncode == 1, left.stderr  # a skipped schema: exit 1, as documented
+    reason = (
+        "holds 1 table the model does not know (events) and none of the model's tables;"
+        " not treated as a tenant (name it in --tenants / tenants= to sync it)"
+    )
+    assert f"WARNING schema analytics {reason}" in left.stderr
+    assert f"Skipped tenants (1)\n  analytics: {reason}\n" in left.stdout
+    assert tables(engine, "analytics") == {"events"}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.events")).scalar() == 3
+    report = SyncReport.load(report_path)
+    assert report.get("analytics") == TenantResult("analytics", "skipped", error=reason, attempts=0)
+    assert {r.schema: r.status for r in report.results} == {
+        "analytics": "skipped",
+        "tenant_acme": "unchanged",
+        "tenant_globex": "migrated",
+        "tenants_backup": "migrated",
+    }
+
+    excluded = run_cli(*sync, "--exclude", "analytics")
+    named = run_cli(*sync, "--tenants", "tenant\\_%,analytics")
+
+    assert excluded.returncode == 0, excluded.stderr
+    assert "analytics" not in excluded.stdout + excluded.stderr.replace("--exclude", "")
+    assert named.returncode == 0, named.stderr
+    assert re.search(r"^  migrated +1$", named.stdout, re.MULTILINE)  # analytics alone
+    assert {"accounts", "events", "projects", "tasks"} <= tables(engine, "analytics")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics.events")).scalar() == 3
 
 
 def _bad_login_url() -> str:
@@ -223,7 +343,8 @@ NOT_REPORTS = {
 }
 
 # Case name -> (arguments, what the one error line says).  The bad-login URL needs the
-# test server's address, so "BAD-LOGIN" is replaced when the case runs.
+# test server's address, so "BAD-LOGIN" is replaced when the case runs, as "SERVER" is by
+# the test server's own URL.
 ERROR_CASES: dict[str, tuple[list[str], str]] = {
     "no-url": (["list"], "no database URL: pass --url or set TENANT_SYNC_DATABASE_URL"),
     "unreachable": (["list", "--url", UNREACHABLE], "cannot connect to PostgreSQL at 127.0.0.1:1"),
@@ -253,6 +374,18 @@ ERROR_CASES: dict[str, tuple[list[str], str]] = {
         ["report", "FILE:future.json"],
         "future.json: unsupported report format version 99",
     ),
+    "empty-tenants-item": (
+        ["list", "--url", UNREACHABLE, "--tenants", "a,,b"],
+        "--tenants: an item is empty",
+    ),
+    "trailing-escape": (
+        ["sync", "--url", UNREACHABLE, "--model", "cli_model:Base", "--exclude", "x\\"],
+        "--exclude: LIKE pattern 'x\\' ends with the escape character \\; write \\\\",
+    ),
+    "system-schema": (
+        ["list", "--url", "SERVER", "--tenants", "tenant\\_%,pg_catalog"],
+        "'pg_catalog' is a system schema, not a tenant",
+    ),
 }
 
 
@@ -268,6 +401,7 @@ def error_runs(
     for case, (args, _) in ERROR_CASES.items():
         args = [_bad_login_url() if arg == "BAD-LOGIN" else arg for arg in args]
         args = [str(files / arg[5:]) if arg.startswith("FILE:") else arg for arg in args]
+        args = [text_url(server_url()) if arg == "SERVER" else arg for arg in args]
         started[case] = start_cli(*args)
     return {case: finish(process) for case, process in started.items()}
 
@@ -366,6 +500,9 @@ def test_the_reports_say_what_the_run_was_run_against_and_never_show_the_passwor
         assert "  model     cli_model:metadata_v1 (fingerprint " in output
     assert "options" not in sync.stdout  # typed on the command line: not repeated
     options = " ".join(review.stdout.split())
-    assert "options dry_run yes, tenants every schema, workers 3, allow [safe]," in options
+    assert (
+        "options dry_run yes, tenants every schema, exclude none, workers 3, allow [safe],"
+        in options
+    )
     assert "accept ['drop column *.legacy'], strict no, lock_timeout 2.0," in options
     assert masked in (tmp_path / "again.html").read_text()

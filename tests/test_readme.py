@@ -2,7 +2,8 @@
 
 Its Python examples run against the test server: ``myapp.models`` is a module made for
 the test (the tests' own model), and the example's URL is replaced by the test
-database's.  Its test command is the one ``.ci/run`` runs.
+database's.  The ``tenant-sync list`` commands of "Choosing tenants" print what the README
+shows, on the schemas it describes.  Its test command is the one ``.ci/run`` runs.
 """
 
 from __future__ import annotations

@@ -152,6 +152,18 @@ def _in_sync_example(stage: Stage) -> None:
     stage.model("v1-changed")
 
 
+def _choosing_tenants(stage: Stage) -> None:
+    stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
+    stage.sql(
+        *(f"CREATE SCHEMA {name}" for name in ("tenant_acme", "tenant_globex", "tenants_backup")),
+        "CREATE SCHEMA analytics",
+        "CREATE TABLE analytics.events (id bigint PRIMARY KEY)",
+        "CREATE TABLE analytics.daily (day date PRIMARY KEY, cents bigint)",
+        "INSERT INTO analytics.daily VALUES ('2026-12-01', 1250)",
+    )
+    stage.model("v1")
+
+
 def _session_start(stage: Stage) -> None:
     stage.sql(
         *(f"CREATE SCHEMA {name}" for name in (*TENANTS, "analytics")),
@@ -174,6 +186,7 @@ Setup = Callable[[Stage], None]
 #: Each scene's steps, by the name in its README comment: what to set up before it.
 SCENES: dict[str, dict[str, Setup | None]] = {
     "in-sync": {"in-sync-plan": _in_sync_example},
+    "choosing": {"choosing-tenants": _choosing_tenants},
     "session": {
         "session-list": _session_start,
         "session-plan": _session_change,

@@ -168,6 +168,14 @@ def test_summary_lists_every_failed_tenant_with_its_error() -> None:
         assert f"  {result.schema}: {result.error}" in section
 
 
+def test_summary_names_the_first_skipped_tenants_with_the_reason() -> None:
+    skipped = [TenantResult(f"t{n:02d}", "skipped", error="run cancelled") for n in range(12)]
+    report = SyncReport(results=[TenantResult("analytics", "skipped", error="no tenant"), *skipped])
+    section = format_summary(report).split("Skipped tenants (13)\n")[1].splitlines()
+    assert section[:2] == ["  analytics: no tenant", "  t00: run cancelled"]
+    assert section[9:] == ["  t08: run cancelled", "  ... and 3 more"]
+
+
 def test_summary_shows_multi_line_errors_indented() -> None:
     report = SyncReport(results=[TenantResult("t1", "failed", error="first line\nsecond line")])
     assert "  t1: first line\n      second line" in format_summary(report)

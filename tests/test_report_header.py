@@ -39,6 +39,7 @@ def test_the_header_names_the_database_masked_the_model_versions_and_options(
         password_url,
         cli_model.metadata_v1,
         tenants="tenant\\_%",
+        exclude=["tenant\\_old%"],
         workers=2,
         allow_destructive=True,
         accept=["drop column *.legacy"],
@@ -66,6 +67,7 @@ def test_the_header_names_the_database_masked_the_model_versions_and_options(
     assert run.options == {
         "dry_run": True,
         "tenants": "tenant\\_%",
+        "exclude": ["tenant\\_old%"],
         "workers": 2,
         "allow": ["safe", "data_dependent", "rewrite", "destructive"],
         "allow_destructive": True,

@@ -4,13 +4,17 @@ Also run as ``python -m tenant_sync``.
 
 ::
 
-    tenant-sync sync   --url URL --model myapp.models:Base [--tenants 'tenant_%'] [--report r.json]
+    tenant-sync sync   --url URL --model myapp.models:Base [--tenants 'tenant\\_%'] [--exclude X]
     tenant-sync plan   --url URL --model myapp.models:Base [--sql] [--exit-code]  # sync --dry-run
     tenant-sync drift  --url URL --model myapp.models:Base [--exit-code]  # what differs, by shape
     tenant-sync signup --url URL --model myapp.models:Base NAME [NAME ...]  # create and build
-    tenant-sync list   --url URL [--tenants PATTERN]
+    tenant-sync list   --url URL [--tenants NAME|PATTERN] [--model myapp.models:Base] [--names]
     tenant-sync report r.json [--failed | --tenant NAME] [--sql] [--html r.html]
     tenant-sync demo   [--url URL] [--html demo-report.html]
+
+``--tenants`` and ``--exclude`` are repeatable and take comma-separated items, each the
+exact name of a schema if one exists, else a SQL LIKE pattern (see
+:mod:`tenant_sync.discovery`).
 
 Exit codes: 0 every tenant fine, 1 some tenant failed (or was skipped, or none matched), 2 usage,
 configuration or connection error, 130 interrupted.  ``plan`` and ``drift`` with

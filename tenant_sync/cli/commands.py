@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..coordinator import TenantSync
 from ..demo import DEMO_TENANTS, demo_server, format_demo, run_demo
-from ..discovery import list_tenants
+from ..discovery import SchemaItems, check_items, select_tenants
 from ..engine import connect, make_engine
 from ..errors import ConfigurationError
 from ..loading import load_model
@@ -17,6 +17,7 @@ from ..logs import add_shared_log_file
 from ..output.change_sets import format_change_sets
 from ..output.html import write_html
 from ..output.progress import LiveProgress
+from ..output.selection import format_selection
 from ..output.summary import format_sql, format_summary, format_tenant_detail, printable
 from ..report import SyncReport, TenantResult
 
@@ -47,7 +48,8 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
     with TenantSync(
         _url(args),
         metadata,
-        tenants=args.tenants,
+        tenants=_tenants(args),
+        exclude=_exclude(args),
         workers=args.workers,
         allow=args.allow,
         allow_destructive=args.allow_destructive,
@@ -79,7 +81,7 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
         return EXIT_INTERRUPTED
     if not report.results:
         print(
-            f"{PROG}: no tenant schema matched --tenants {args.tenants!r};"
+            f"{PROG}: no tenant schema matched {_selection_words(args)};"
             f" to create and build new ones: {PROG} signup NAME",
             file=sys.stderr,
         )
@@ -111,18 +113,24 @@ def signup_command(args: argparse.Namespace, progress: LiveProgress | None) -> i
 
 
 def list_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:
+    """Print each selected schema with the rule that selected it, and each excluded one.
+
+    With ``--model``, its shared schemas are left out and the schemas that look like no
+    tenant are marked; without, the selection alone is shown.
+    """
+    tenants, exclude = _tenants(args), _exclude(args)
     if args.model:
-        with TenantSync(_url(args), load_model(args.model), tenants=args.tenants) as ts:
-            names = ts.list_tenants()
+        model = load_model(args.model)
+        with TenantSync(_url(args), model, tenants=tenants, exclude=exclude) as ts:
+            selection = ts.select_tenants()
     else:
         engine, _ = make_engine(_url(args), workers=1)
         try:
             with connect(engine) as conn, conn.begin():
-                names = list_tenants(conn, args.tenants, shared_schemas=())
+                selection = select_tenants(conn, tenants, exclude)
         finally:
             engine.dispose()
-    for name in names:
-        print(printable(name))
+    print(format_selection(selection, names_only=args.names), end="")
     return EXIT_OK
 
 
@@ -181,6 +189,25 @@ def _url(args: argparse.Namespace) -> str:
     if not url:
         raise ConfigurationError(f"no database URL: pass --url or set {URL_ENVIRONMENT_VARIABLE}")
     return url
+
+
+def _tenants(args: argparse.Namespace) -> SchemaItems | None:
+    """``--tenants`` as items (each repeated option, split at commas); None if not given."""
+    return None if args.tenants is None else SchemaItems(_items(args.tenants, "--tenants"))
+
+
+def _exclude(args: argparse.Namespace) -> tuple[str, ...]:
+    return _items(args.exclude or [], "--exclude")
+
+
+def _items(values: Sequence[str], option: str) -> tuple[str, ...]:
+    return check_items([item.strip() for value in values for item in value.split(",")], option)
+
+
+def _selection_words(args: argparse.Namespace) -> str:
+    tenants, exclude = _tenants(args), _exclude(args)
+    words = f"--tenants '{','.join(tenants.items)}'" if tenants else "any schema"
+    return f"{words} less --exclude '{','.join(exclude)}'" if exclude else words
 
 
 def _add_log_file(path: str | None) -> None:

@@ -36,7 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument("--url", help=f"database URL (default: ${URL_ENVIRONMENT_VARIABLE})")
-    db.add_argument("--tenants", metavar="PATTERN", help="SQL LIKE pattern of tenant schemas")
+    db.add_argument(
+        "--tenants",
+        action="append",
+        metavar="NAME|PATTERN",
+        help="the tenant schemas: a schema's exact name, else a SQL LIKE pattern (_ and %% are"
+        " wildcards: 'tenant\\_%%' for the names that start with tenant_); repeatable, or"
+        " comma-separated (default: every schema)",
+    )
+    db.add_argument(
+        "--exclude",
+        action="append",
+        metavar="NAME|PATTERN",
+        help="leave out the selected schemas it names or matches; repeatable, or comma-separated",
+    )
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument(
         "--model",
@@ -101,7 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     signup.set_defaults(command=signup_command)
 
     listing = commands.add_parser("list", parents=[common, db], help="list the tenant schemas")
-    listing.add_argument("--model", metavar="MODULE:ATTR", help="leave its shared schemas out")
+    listing.add_argument(
+        "--model",
+        metavar="MODULE:ATTR",
+        help="leave its shared schemas out; tell which schemas look like no tenant",
+    )
+    listing.add_argument(
+        "--names", action="store_true", help="only the names of the schemas a sync works on"
+    )
     listing.set_defaults(command=list_command)
 
     review = commands.add_parser("report", parents=[common], help="review a saved JSON report")

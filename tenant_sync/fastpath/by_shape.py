@@ -4,7 +4,8 @@
 :meth:`~tenant_sync.TenantSync.drift` run between discovery and the workers.  Its
 :class:`TenantShapes` settles the tenants a change set settles without touching them
 (up to date; planned, in a dry run), and gives every other tenant of a planned shape
-its :class:`~tenant_sync.fastpath.round_trip.RoundTrip`.
+its :class:`~tenant_sync.fastpath.round_trip.RoundTrip`.  The shapes also tell which
+schemas look like no tenant (see :mod:`tenant_sync.selection`): those are not compared.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..model import Model
 from ..options import SyncOptions
 from ..plan import ignored_tables
 from ..report import Drift, TenantResult
+from ..selection import not_tenants_among
 from ..session import set_up_session
 from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
@@ -41,7 +43,8 @@ class TenantShapes:
     """Each tenant's shape as the catalog pass read it, and its shape's change set.
 
     A tenant is missing from ``changes`` when its shape could not be read or compared:
-    it is then compared alone, and reports its own error.
+    it is then compared alone, and reports its own error, unless it looks like no tenant
+    (see :mod:`tenant_sync.selection`): that one is not compared at all.
     """
 
     shapes: dict[str, Shape] = field(default_factory=dict)
@@ -107,6 +110,7 @@ def plan_by_shape(
     *,
     pool: ThreadPoolExecutor,
     workers: int,
+    vet: frozenset[str] = frozenset(),
 ) -> TenantShapes:
     """Read every tenant's shape and compare each distinct shape with the model once.
 
@@ -114,13 +118,17 @@ def plan_by_shape(
     in up to ``workers - 1`` chunks at once.  The first tenant is compared with the
     model while the pass runs: most often all tenants share its shape, and the
     comparison (which builds the model's state once, and runs Alembic if the shape
-    differs from it) is then out of the way when the pass ends.
+    differs from it) is then out of the way when the pass ends.  Of ``vet`` (the names
+    the not-a-tenant rule applies to), those that look like no tenant are not compared.
     """
     if not names:
         return TenantShapes()
-    first = pool.submit(plan_shape, engine, names[0], model, options)
+    first = pool.submit(plan_shape, engine, names[0], model, options, vet=names[0] in vet)
     shapes = _read_shapes(engine, names, options, workers)
-    changes = _compare_shapes(engine, names, shapes, model, options, pool, first)
+    relations = {name: shapes[name].relations for name in vet if name in shapes}
+    not_tenants = not_tenants_among(relations, model.tenant_table_names)
+    tenants = [name for name in names if name not in not_tenants]
+    changes = _compare_shapes(engine, tenants, shapes, model, options, pool, first)
     return TenantShapes(shapes, changes)
 
 

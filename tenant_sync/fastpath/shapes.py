@@ -26,11 +26,12 @@ from ..engine import unprepared
 from ..model import Model
 from ..options import SyncOptions
 from ..plan import ignored_tables, plan_tenant
+from ..selection import not_tenants_among
 from ..session import check_schema_access, set_up_session
 from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
 
-__all__ = ["ChangeSet", "ShapeChanged", "group_by_shape", "plan_shape"]
+__all__ = ["ChangeSet", "NotATenant", "ShapeChanged", "group_by_shape", "plan_shape"]
 
 
 @dataclass(frozen=True)
@@ -84,19 +85,27 @@ class ShapeChanged(Exception):
     """The representative's structure is not the one its shape was read with."""
 
 
+class NotATenant(Exception):
+    """The representative looks like no tenant (see :mod:`tenant_sync.selection`)."""
+
+
 def plan_shape(
     engine: Engine,
     representative: str,
     model: Model,
     options: SyncOptions,
     expected: Shape | None = None,
+    *,
+    vet: bool = False,
 ) -> ChangeSet:
     """Diff ``representative`` against the model, read-only, and render the SQL.
 
     The representative's shape is read in the same snapshot as the comparison, so the
     change set is known to be that shape's: ``expected`` (the shape the catalog pass saw),
-    when given, must be it, or ShapeChanged is raised.  Raises whatever the comparison raises; the caller then
-    syncs the shape's tenants one by one, so each reports its own error.
+    when given, must be it, or ShapeChanged is raised.  With ``vet``, NotATenant is raised,
+    before any comparison, when the representative looks like no tenant.  Raises whatever
+    the comparison raises; the caller then syncs the shape's tenants one by one, so each
+    reports its own error.
     """
     with engine.connect() as conn, unprepared(conn):
         # One snapshot for the shape and every reflection query.
@@ -106,6 +115,10 @@ def plan_shape(
             shape = _read_shape(conn, representative, options)
             if expected is not None and shape.fingerprint != expected.fingerprint:
                 raise ShapeChanged(f"{representative} changed since the catalog pass")
+            if vet and not_tenants_among(
+                {representative: shape.relations}, model.tenant_table_names
+            ):
+                raise NotATenant(f"{representative} looks like no tenant")
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
             check_schema_access(conn, representative, write=False)
             plan = plan_tenant(conn, representative, model, options, count_conflicts=False)

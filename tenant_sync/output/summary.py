@@ -7,7 +7,8 @@
     print(format_summary(report, slowest=10, color=sys.stdout.isatty()))
 
 Sections, each left out when empty: totals by status and the run's time, under the run's
-header (database, model, versions; its options when asked for); the slowest tenants; every failed tenant with its error; what still differs from the model, grouped
+header (database, model, versions; its options when asked for); the slowest tenants; every failed tenant with its error; skipped tenants with the
+reason (the first few); what still differs from the model, grouped
 by difference, with how many tenants each one concerns; accepted changes, counted.
 """
 
@@ -45,6 +46,9 @@ _STATUS_COLORS = {
 # schema name) must not reach the terminal as such.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
+#: How many skipped tenants the summary names (a cancelled run may skip thousands).
+SKIPPED_SHOWN = 10
+
 
 def format_summary(
     report: SyncReport, slowest: int = 5, color: bool = False, options: bool = False
@@ -61,6 +65,7 @@ def format_summary(
         _totals(report, color, options),
         _slowest(report.results, slowest),
         _failures(report.failed(), color),
+        _skipped(report.results, color),
         _differences(report.results),
         _accepted(report.results),
     ]
@@ -227,6 +232,19 @@ def _failures(failed: list[TenantResult], color: bool) -> str:
         error = printable(result.error or "no error recorded").splitlines() or [""]
         lines.append(f"  {printable(result.schema)}{attempts}: {error[0]}")
         lines.extend(f"      {line}" for line in error[1:])
+    return "\n".join(lines)
+
+
+def _skipped(results: list[TenantResult], color: bool) -> str:
+    skipped = sorted((r for r in results if r.status == "skipped"), key=lambda r: r.schema)
+    if not skipped:
+        return ""
+    lines = [_paint(f"Skipped tenants ({len(skipped):,})", "skipped", color)]
+    for result in skipped[:SKIPPED_SHOWN]:
+        reason = (printable(result.error or "no reason recorded").splitlines() or [""])[0]
+        lines.append(f"  {printable(result.schema)}: {reason}")
+    if len(skipped) > SKIPPED_SHOWN:
+        lines.append(f"  ... and {len(skipped) - SKIPPED_SHOWN:,} more")
     return "\n".join(lines)
 
 
