@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
@@ -30,7 +30,7 @@ from .discovery import (
     select_tenants,
 )
 from .engine import connect, make_engine, masked_url, usable_workers
-from .fastpath.by_shape import TenantShapes, plan_by_shape
+from .fastpath.by_shape import TenantShapes, plan_by_shape, stream_by_shape
 from .fastpath.catalog import Shape
 from .fastpath.signup import SignupCache
 from .model import Model
@@ -203,21 +203,8 @@ class TenantSync:
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
-                shapes = self._plan_by_shape(pool, selection)
-                selection = self._vet(selection, shapes.shapes)
-                jobs = []
-                for name in names:
-                    settled = selection.skipped(name) or shapes.settled(
-                        name, dry_run, self.options.strict
-                    )
-                    if settled is not None:
-                        results[name] = settled
-                        self._collect(settled, progress)
-                        continue
-                    trip = None if dry_run else shapes.round_trip(name, self.model)
-                    planned = shapes.planned(name) if dry_run else None
-                    jobs.append(self._job(name, dry_run=dry_run, trip=trip, planned=planned))
-                self._run_jobs(pool, jobs, results, progress)
+                batches = self._jobs_by_chunk(pool, selection, dry_run, results, progress)
+                self._run_jobs(pool, batches, results, progress)
         finally:
             report.results = [results.get(name) or _not_started(name) for name in names]
             self._finish(report, started)
@@ -324,31 +311,82 @@ class TenantSync:
             vet=frozenset(selection.unvetted),
         )
 
-    def _vet(self, selection: Selection, read: dict[str, Shape], warn: bool = True) -> Selection:
-        """``selection`` with its non-tenants, each named in a warning if ``warn``."""
+    def _jobs_by_chunk(
+        self,
+        pool: ThreadPoolExecutor,
+        selection: Selection,
+        dry_run: bool,
+        results: dict[str, TenantResult],
+        progress: ProgressLog,
+    ) -> Iterator[list[TenantJob]]:
+        """The jobs of each chunk of the catalog pass, as it comes (see
+        :func:`~tenant_sync.fastpath.by_shape.stream_by_shape`); the tenants a chunk
+        settles without a job go straight into ``results``."""
+        if self.options.verify:
+            chunks: Iterable[tuple[list[str], TenantShapes]] = [(selection.names, TenantShapes())]
+        else:
+            chunks = stream_by_shape(
+                self.engine,
+                selection.names,
+                self.model,
+                self.options,
+                pool=pool,
+                workers=self._usable_workers(),
+                vet=frozenset(selection.unvetted),
+            )
+        for names, shapes in chunks:
+            selection = self._vet(selection, shapes.shapes, among=names)
+            jobs = []
+            for name in names:
+                settled = selection.skipped(name) or shapes.settled(
+                    name, dry_run, self.options.strict
+                )
+                if settled is not None:
+                    results[name] = settled
+                    self._collect(settled, progress)
+                    continue
+                trip = None if dry_run else shapes.round_trip(name, self.model)
+                planned = shapes.planned(name) if dry_run else None
+                jobs.append(self._job(name, dry_run=dry_run, trip=trip, planned=planned))
+            yield jobs
+
+    def _vet(
+        self,
+        selection: Selection,
+        read: dict[str, Shape],
+        warn: bool = True,
+        among: Collection[str] | None = None,
+    ) -> Selection:
+        """``selection`` with the non-tenants of ``among`` (default: all), each new one
+        named in a warning if ``warn``."""
         relations = {name: shape.relations for name, shape in read.items()}
         ignored = ignored_tables(self.options)
-        vetted = vet(self.engine, selection, relations, self.model.tenant_table_names, ignored)
+        tables = self.model.tenant_table_names
+        vetted = vet(self.engine, selection, relations, tables, ignored, among)
         for name in vetted.not_tenants if warn else ():
-            log.warning("schema %s %s", name, vetted.reason(name))
+            if name not in selection.not_tenants:
+                log.warning("schema %s %s", name, vetted.reason(name))
         return vetted
 
     def _run_jobs(
         self,
         pool: ThreadPoolExecutor,
-        jobs: list[TenantJob],
+        batches: Iterable[list[TenantJob]],
         results: dict[str, TenantResult],
         progress: ProgressLog,
     ) -> None:
+        """Run each batch's jobs as the batch comes, gathering results meanwhile."""
         # Each future reports itself on the queue when done, so gathering costs O(1) per
         # tenant (concurrent.futures.wait() rebuilds its sets on every call).
         finished: queue.SimpleQueue[Future[TenantResult]] = queue.SimpleQueue()
         pending: set[Future[TenantResult]] = set()
-        for job in jobs:
-            future = pool.submit(sync_one, self.engine, job)
-            pending.add(future)
-            future.add_done_callback(finished.put)
         try:
+            for jobs in batches:
+                for job in jobs:
+                    future = pool.submit(sync_one, self.engine, job)
+                    pending.add(future)
+                    future.add_done_callback(finished.put)
+                self._gather(pending, finished, results, progress, wait=False)
             self._gather(pending, finished, results, progress)
         except KeyboardInterrupt:
             log.warning("interrupted: finishing tenants in flight, skipping the rest")
@@ -371,13 +409,18 @@ class TenantSync:
         finished: queue.SimpleQueue[Future[TenantResult]],
         results: dict[str, TenantResult],
         progress: ProgressLog,
+        wait: bool = True,
     ) -> None:
+        """Collect the results of ``pending`` jobs: all of them, or with ``wait=False``
+        those already done."""
         while pending:
             try:
                 # A bounded wait, so Ctrl-C reaches this thread promptly.
-                future = finished.get(timeout=0.5)
+                future = finished.get(timeout=0.5) if wait else finished.get_nowait()
             except queue.Empty:
                 progress.maybe_log()
+                if not wait:
+                    return
                 continue
             if future not in pending:
                 continue  # already gathered before an interruption

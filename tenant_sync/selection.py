@@ -12,7 +12,7 @@ already read (:attr:`~tenant_sync.fastpath.catalog.Shape.relations`);
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -124,12 +124,14 @@ class Selection:
     def vetted(
         self, relations: Mapping[str, Sequence[str]], model_tables: Iterable[str]
     ) -> Selection:
-        """This selection with its non-tenants, given the relations its schemas hold.
+        """This selection with the non-tenants among ``relations`` (the relations each of
+        some schemas holds) added to those it knows.
 
         Only :attr:`unvetted` schemas are judged: one chosen by name is a tenant.
         """
         unvetted = {name: relations[name] for name in self.unvetted if name in relations}
-        return replace(self, not_tenants=not_tenants_among(unvetted, model_tables))
+        found = not_tenants_among(unvetted, model_tables)
+        return replace(self, not_tenants={**self.not_tenants, **found})
 
 
 def vet(
@@ -138,14 +140,17 @@ def vet(
     read: Mapping[str, Sequence[str]],
     model_tables: Iterable[str],
     ignored: Sequence[str],
+    among: Collection[str] | None = None,
 ) -> Selection:
     """``selection`` with its non-tenants, judged by the relations each schema holds.
 
     ``read`` has the relations the catalog pass read; the schemas it lacks (all of them
-    with ``verify=True``, or for ``tenant-sync list``) are asked in one query.
+    with ``verify=True``, or for ``tenant-sync list``) are asked in one query.  Given
+    ``among`` (a chunk of the pass), only those schemas are judged.
     """
-    relations = {name: read[name] for name in selection.unvetted if name in read}
-    unread = [name for name in selection.unvetted if name not in read]
+    judged = [name for name in selection.unvetted if among is None or name in among]
+    relations = {name: read[name] for name in judged if name in read}
+    unread = [name for name in judged if name not in read]
     if unread:
         with connect(engine) as conn, conn.begin():
             relations.update(read_relations(conn, unread, ignored))

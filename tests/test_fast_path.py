@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import TenantSync
 from tenant_sync.failures import SHAPE_CHANGED
+from tenant_sync.fastpath import by_shape
 from tenant_sync.fastpath.catalog import Shape, read_shapes, recheck_statement
 from tenant_sync.fastpath.shapes import ShapeChanged, plan_shape
 from tenant_sync.model import Model
@@ -59,8 +60,16 @@ def by_tenant(report: object) -> dict[str, tuple[list[str], list[str], list[str]
     }
 
 
+@pytest.fixture(params=["one chunk", "chunks of 3"])
+def chunked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The catalog pass in one chunk, and in many: tenants stream to the workers by chunk."""
+    if request.param == "chunks of 3":
+        monkeypatch.setattr(by_shape, "SHAPE_CHUNK", 3)
+    return str(request.param)
+
+
 def test_fast_path_plans_exactly_what_per_tenant_autogenerate_plans(
-    database_url: URL, engine: Engine
+    database_url: URL, engine: Engine, chunked: str
 ) -> None:
     build_drifted_tenants(database_url, engine, seed=7)
     with TenantSync(database_url, model_v2(), workers=4, verify=True) as ts:
@@ -78,7 +87,7 @@ def test_fast_path_plans_exactly_what_per_tenant_autogenerate_plans(
 
 
 def test_fast_path_applies_what_per_tenant_autogenerate_applies(
-    database_url: URL, engine: Engine
+    database_url: URL, engine: Engine, chunked: str
 ) -> None:
     names = build_drifted_tenants(database_url, engine, seed=11)
     with TenantSync(database_url, model_v2(), workers=4, verify=True) as ts:
@@ -101,6 +110,26 @@ def test_fast_path_applies_what_per_tenant_autogenerate_applies(
         checked = after.get(name)
         assert checked is not None and checked.operations == [], (name, checked.operations)
         assert sorted(checked.withheld) == withheld
+
+
+def test_a_schema_that_is_no_tenant_in_a_later_chunk_is_left_alone(
+    database_url: URL, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(by_shape, "SHAPE_CHUNK", 2)
+    names = [f"t{i}" for i in range(5)]
+    make_schemas(engine, [*names, "zz_analytics"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE zz_analytics.daily (day date PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO zz_analytics.daily VALUES ('2026-12-01')"))
+    with TenantSync(database_url, model_v2(), workers=3, allow_destructive=True) as ts:
+        report = ts.sync_all()
+        again = ts.sync_all()
+
+    assert [r.schema for r in report.results] == [*names, "zz_analytics"], "in order"
+    assert [r.status for r in report.results] == ["migrated"] * 5 + ["skipped"]
+    assert [r.status for r in again.results] == ["unchanged"] * 5 + ["skipped"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM zz_analytics.daily")).scalar() == 1
 
 
 def test_up_to_date_tenants_are_reported_unchanged_without_being_touched(

@@ -11,6 +11,7 @@ schemas look like no tenant (see :mod:`tenant_sync.selection`): those are not co
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,12 +31,13 @@ from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
 from .shapes import ChangeSet, group_by_shape, plan_shape
 
-__all__ = ["SHAPE_CHUNK_MIN", "TenantShapes", "plan_by_shape"]
+__all__ = ["SHAPE_CHUNK", "TenantShapes", "plan_by_shape", "stream_by_shape"]
 
 log = logging.getLogger(__name__)
 
-#: Fewest tenants per chunk of the catalog pass; bigger runs read up to ``workers`` chunks at once.
-SHAPE_CHUNK_MIN = 500
+#: Tenants per chunk of the catalog pass: small enough that the first tenants are synced
+#: soon, big enough that a chunk's query costs little beyond its tenants' rows.
+SHAPE_CHUNK = 250
 
 
 @dataclass(frozen=True)
@@ -112,43 +114,146 @@ def plan_by_shape(
     workers: int,
     vet: frozenset[str] = frozenset(),
 ) -> TenantShapes:
-    """Read every tenant's shape and compare each distinct shape with the model once.
+    """Every tenant's shape and its shape's change set: :func:`stream_by_shape`, gathered."""
+    gathered = TenantShapes()
+    for _, chunk in stream_by_shape(
+        engine, names, model, options, pool=pool, workers=workers, vet=vet
+    ):
+        gathered.shapes.update(chunk.shapes)
+        gathered.changes.update(chunk.changes)
+    return gathered
 
-    ``pool`` runs the comparisons, ``workers`` connections at most; the pass itself runs
-    in up to ``workers - 1`` chunks at once.  The first tenant is compared with the
-    model while the pass runs: most often all tenants share its shape, and the
+
+def stream_by_shape(
+    engine: Engine,
+    names: list[str],
+    model: Model,
+    options: SyncOptions,
+    *,
+    pool: ThreadPoolExecutor,
+    workers: int,
+    vet: frozenset[str] = frozenset(),
+) -> Iterator[tuple[list[str], TenantShapes]]:
+    """Read every tenant's shape and compare each distinct shape with the model once,
+    yielding ``(names, their shapes)`` chunk by chunk, in order, as soon as one is known.
+
+    The pass reads chunks of :data:`SHAPE_CHUNK` tenants, up to ``workers - 1`` at once
+    (one connection is left to the comparisons), so that the tenants of the first
+    chunks are synced while the pass reads the rest: the pass and the round trips use
+    the server at once.  ``pool`` runs the comparisons.  The first tenant is compared
+    with the model while the pass runs: most often all tenants share its shape, and the
     comparison (which builds the model's state once, and runs Alembic if the shape
-    differs from it) is then out of the way when the pass ends.  Of ``vet`` (the names
-    the not-a-tenant rule applies to), those that look like no tenant are not compared.
+    differs from it) is then out of the way when the first chunk arrives.  Of ``vet``
+    (the names the not-a-tenant rule applies to), those that look like no tenant are
+    not compared.  A chunk whose query fails yields no shapes: its tenants are then
+    compared one by one, and each reports its own error.
     """
     if not names:
-        return TenantShapes()
+        return
     first = pool.submit(plan_shape, engine, names[0], model, options, vet=names[0] in vet)
-    shapes = _read_shapes(engine, names, options, workers)
-    relations = {name: shapes[name].relations for name in vet if name in shapes}
+    comparisons = _Comparisons(engine, model, options, pool, first)
+    chunks = [names[i : i + SHAPE_CHUNK] for i in range(0, len(names), SHAPE_CHUNK)]
+    readers = max(1, min(workers - 1, len(chunks)))
+    with ThreadPoolExecutor(readers, thread_name_prefix="tenant_sync") as reading:
+        read = [reading.submit(_read_chunk, engine, chunk, options) for chunk in chunks]
+        try:
+            for chunk, future in zip(chunks, read, strict=True):
+                yield chunk, _chunk_shapes(chunk, future.result(), vet, model, comparisons)
+        finally:  # interrupted, or the caller stopped: the chunks not begun are not read
+            for future in read:
+                future.cancel()
+    comparisons.log_counts()
+
+
+def _chunk_shapes(
+    chunk: list[str],
+    shapes: dict[str, Shape],
+    vet: frozenset[str],
+    model: Model,
+    comparisons: _Comparisons,
+) -> TenantShapes:
+    """A chunk's shapes and change sets; a schema of ``vet`` that looks like no tenant is
+    not compared."""
+    relations = {name: shapes[name].relations for name in chunk if name in vet and name in shapes}
     not_tenants = not_tenants_among(relations, model.tenant_table_names)
-    tenants = [name for name in names if name not in not_tenants]
-    changes = _compare_shapes(engine, tenants, shapes, model, options, pool, first)
-    return TenantShapes(shapes, changes)
+    tenants = [name for name in chunk if name not in not_tenants]
+    return TenantShapes(shapes, comparisons.change_sets(tenants, shapes))
 
 
-def _read_shapes(
-    engine: Engine, names: list[str], options: SyncOptions, workers: int
-) -> dict[str, Shape]:
-    """Every tenant's shape, read in a few chunks at once on the workers' connections.
+class _Comparisons:
+    """Each distinct shape compared with the model once, across the chunks of a pass."""
 
-    One query per chunk keeps the pass linear and lets the server use more than one
-    core; one connection is left to the first tenant's comparison, which runs
-    meanwhile.  A chunk whose query fails is left out: its tenants are then compared
-    one by one, and each reports its own error.
-    """
-    count = max(1, min(max(1, workers - 1), len(names) // SHAPE_CHUNK_MIN))
-    chunks = [names[i::count] for i in range(count)]
-    shapes: dict[str, Shape] = {}
-    with ThreadPoolExecutor(count, thread_name_prefix="tenant_sync") as readers:
-        for chunk_shapes in readers.map(lambda chunk: _read_chunk(engine, chunk, options), chunks):
-            shapes.update(chunk_shapes)
-    return shapes
+    def __init__(
+        self,
+        engine: Engine,
+        model: Model,
+        options: SyncOptions,
+        pool: ThreadPoolExecutor,
+        first: Future[ChangeSet],
+    ) -> None:
+        self.engine, self.model, self.options, self.pool = engine, model, options, pool
+        self.first = first
+        self.by_fingerprint: dict[str, Future[ChangeSet]] = {}
+        self.failed: set[str] = set()
+        self.tenants = 0
+        self.compared = 0
+        self.seen: set[str] = set()
+
+    def change_sets(self, names: list[str], shapes: dict[str, Shape]) -> dict[str, ChangeSet]:
+        """Each of ``names`` mapped to its shape's change set; a shape whose comparison
+        failed is left out (its tenants are then synced one by one, reporting their error)."""
+        groups = group_by_shape(shapes, names)
+        if groups and not self.by_fingerprint and self.tenants == 0:
+            self._adopt_first()
+        for fingerprint, tenants in groups.items():
+            if fingerprint not in self.by_fingerprint:
+                self.compared += 1
+                self.by_fingerprint[fingerprint] = self.pool.submit(
+                    plan_shape,
+                    self.engine,
+                    tenants[0],
+                    self.model,
+                    self.options,
+                    shapes[tenants[0]],
+                )
+        changes: dict[str, ChangeSet] = {}
+        for fingerprint, tenants in groups.items():
+            self.tenants += len(tenants)
+            self.seen.add(fingerprint)
+            change_set = self._result(fingerprint, tenants)
+            if change_set is not None:
+                changes.update(dict.fromkeys(tenants, change_set))
+        return changes
+
+    def _adopt_first(self) -> None:
+        ready = _early_change_set(self.first)
+        if ready is not None:
+            self.compared += 1
+            self.by_fingerprint[ready.shape.fingerprint] = self.first
+
+    def _result(self, fingerprint: str, tenants: list[str]) -> ChangeSet | None:
+        try:
+            return self.by_fingerprint[fingerprint].result()
+        except Exception as exc:
+            if fingerprint not in self.failed:
+                self.failed.add(fingerprint)
+                log.warning(
+                    "comparing %s (shape of %d tenants) failed, syncing them one by one: %s",
+                    tenants[0],
+                    len(tenants),
+                    failure_message(exc),
+                )
+            return None
+
+    def log_counts(self) -> None:
+        """Log how many tenants and distinct shapes the pass saw."""
+        if self.tenants:
+            log.info(
+                "%d tenants in %d distinct shapes (%d compared with the model)",
+                self.tenants,
+                len(self.seen),
+                self.compared,
+            )
 
 
 def _read_chunk(engine: Engine, names: list[str], options: SyncOptions) -> dict[str, Shape]:
@@ -163,56 +268,6 @@ def _read_chunk(engine: Engine, names: list[str], options: SyncOptions) -> dict[
                 failure_message(exc),
             )
             return {}
-
-
-def _compare_shapes(
-    engine: Engine,
-    names: list[str],
-    shapes: dict[str, Shape],
-    model: Model,
-    options: SyncOptions,
-    pool: ThreadPoolExecutor,
-    first: Future[ChangeSet],
-) -> dict[str, ChangeSet]:
-    """Compare one representative per shape with the model; map each tenant to its set.
-
-    ``first`` is the change set of the first tenant's shape, begun before the pass.  A
-    shape whose comparison
-    fails is left out: its tenants are then synced one by one, and each reports its own
-    error.
-    """
-    groups = group_by_shape(shapes, names)
-    ready = _early_change_set(first)
-    changes: dict[str, ChangeSet] = {}
-    futures: dict[Future[ChangeSet], list[str]] = {}
-    found: list[tuple[ChangeSet, list[str]]] = []
-    for tenants in groups.values():
-        shape = shapes[tenants[0]]
-        if ready is not None and ready.shape.fingerprint == shape.fingerprint:
-            found.append((ready, tenants))
-        else:
-            future = pool.submit(plan_shape, engine, tenants[0], model, options, shape)
-            futures[future] = tenants
-    for future, tenants in futures.items():
-        try:
-            found.append((future.result(), tenants))
-        except Exception as exc:
-            log.warning(
-                "comparing %s (shape of %d tenants) failed, syncing them one by one: %s",
-                tenants[0],
-                len(tenants),
-                failure_message(exc),
-            )
-    for change_set, tenants in found:
-        changes.update(dict.fromkeys(tenants, change_set))
-    if groups:
-        log.info(
-            "%d tenants in %d distinct shapes (%d compared with the model)",
-            sum(map(len, groups.values())),
-            len(groups),
-            len(futures) + (ready is not None),
-        )
-    return changes
 
 
 def _early_change_set(first: Future[ChangeSet]) -> ChangeSet | None:
