@@ -9,11 +9,10 @@ thread.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
@@ -40,6 +39,7 @@ from .plan import ignored_tables
 from .renames import obsolete_hints
 from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info
+from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection, vet
 from .tenant import TenantJob, sync_one
 
@@ -203,10 +203,12 @@ class TenantSync:
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
-                batches = self._jobs_by_chunk(pool, selection, dry_run, results, progress)
-                self._run_jobs(pool, batches, results, progress)
+                runner = JobRunner(
+                    self.engine, pool, self._cancel, results, progress, self.on_result
+                )
+                runner.run(self._jobs_by_chunk(pool, selection, dry_run, runner))
         finally:
-            report.results = [results.get(name) or _not_started(name) for name in names]
+            report.results = [results.get(name) or not_started(name) for name in names]
             self._finish(report, started)
         return report
 
@@ -267,7 +269,7 @@ class TenantSync:
             trip = cache.round_trip(schema, self.model.fingerprint)
         job = self._job(schema, dry_run=dry_run, trip=trip, create=create, signup_cache=cache)
         result = sync_one(self.engine, job)
-        _log_result(result)
+        log_result(result)
         return result
 
     def cancel(self) -> None:
@@ -316,12 +318,11 @@ class TenantSync:
         pool: ThreadPoolExecutor,
         selection: Selection,
         dry_run: bool,
-        results: dict[str, TenantResult],
-        progress: ProgressLog,
+        runner: JobRunner,
     ) -> Iterator[list[TenantJob]]:
         """The jobs of each chunk of the catalog pass, as it comes (see
         :func:`~tenant_sync.fastpath.by_shape.stream_by_shape`); the tenants a chunk
-        settles without a job go straight into ``results``."""
+        settles without a job go straight to ``runner``."""
         if self.options.verify:
             chunks: Iterable[tuple[list[str], TenantShapes]] = [(selection.names, TenantShapes())]
         else:
@@ -342,8 +343,7 @@ class TenantSync:
                     name, dry_run, self.options.strict
                 )
                 if settled is not None:
-                    results[name] = settled
-                    self._collect(settled, progress)
+                    runner.collect(settled)
                     continue
                 trip = None if dry_run else shapes.round_trip(name, self.model)
                 planned = shapes.planned(name) if dry_run else None
@@ -368,76 +368,6 @@ class TenantSync:
                 log.warning("schema %s %s", name, vetted.reason(name))
         return vetted
 
-    def _run_jobs(
-        self,
-        pool: ThreadPoolExecutor,
-        batches: Iterable[list[TenantJob]],
-        results: dict[str, TenantResult],
-        progress: ProgressLog,
-    ) -> None:
-        """Run each batch's jobs as the batch comes, gathering results meanwhile."""
-        # Each future reports itself on the queue when done, so gathering costs O(1) per
-        # tenant (concurrent.futures.wait() rebuilds its sets on every call).
-        finished: queue.SimpleQueue[Future[TenantResult]] = queue.SimpleQueue()
-        pending: set[Future[TenantResult]] = set()
-        try:
-            for jobs in batches:
-                for job in jobs:
-                    future = pool.submit(sync_one, self.engine, job)
-                    pending.add(future)
-                    future.add_done_callback(finished.put)
-                self._gather(pending, finished, results, progress, wait=False)
-            self._gather(pending, finished, results, progress)
-        except KeyboardInterrupt:
-            log.warning("interrupted: finishing tenants in flight, skipping the rest")
-            self._cancel.set()
-            self._gather(pending, finished, results, progress)
-            raise
-        finally:
-            # Only reached with pending futures if gathering itself failed (a second
-            # Ctrl-C): tenants not started never will be; those running are awaited,
-            # as the pool's shutdown would, so that their outcome is reported.
-            if pending:
-                self._cancel.set()
-            for future in [future for future in pending if not future.cancel()]:
-                result = future.result()
-                results[result.schema] = result
-
-    def _gather(
-        self,
-        pending: set[Future[TenantResult]],
-        finished: queue.SimpleQueue[Future[TenantResult]],
-        results: dict[str, TenantResult],
-        progress: ProgressLog,
-        wait: bool = True,
-    ) -> None:
-        """Collect the results of ``pending`` jobs: all of them, or with ``wait=False``
-        those already done."""
-        while pending:
-            try:
-                # A bounded wait, so Ctrl-C reaches this thread promptly.
-                future = finished.get(timeout=0.5) if wait else finished.get_nowait()
-            except queue.Empty:
-                progress.maybe_log()
-                if not wait:
-                    return
-                continue
-            if future not in pending:
-                continue  # already gathered before an interruption
-            # Recorded before anything that may be interrupted, so none is lost.
-            result = future.result()
-            results[result.schema] = result
-            pending.discard(future)
-            self._collect(result, progress)
-            progress.maybe_log()
-
-    def _collect(self, result: TenantResult, progress: ProgressLog) -> None:
-        # What still differs is warned about once per distinct difference, at the end.
-        _log_result(result, differences_level=logging.DEBUG)
-        progress.add(result)
-        if self.on_result is not None:
-            self.on_result(result)
-
     def _usable_workers(self) -> int:
         return usable_workers(self.engine, self._owns_engine, self.options.workers)
 
@@ -446,50 +376,5 @@ class TenantSync:
         report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         report.cancelled = self._cancel.is_set()
         self.last_report = report
-        _warn_differences(report.results)
+        warn_differences(report.results)
         log.info("%s", report.summary())
-
-
-def _warn_differences(results: list[TenantResult], named: int = 3) -> None:
-    """One warning per distinct remaining difference, with its tenants counted."""
-    tenants: dict[str, list[str]] = {}
-    for result in results:
-        for difference in result.differences:
-            tenants.setdefault(difference, []).append(result.schema)
-    for difference, schemas in sorted(tenants.items(), key=lambda item: (-len(item[1]), item[0])):
-        shown = ", ".join(schemas[:named]) + (", ..." if len(schemas) > named else "")
-        log.warning(
-            "still differs from the model: %s, in %d of %d tenants (%s)",
-            difference,
-            len(schemas),
-            len(results),
-            shown,
-        )
-
-
-def _not_started(schema: str) -> TenantResult:
-    """The result of a tenant the run stopped before (Ctrl-C during the planning phase)."""
-    return TenantResult(
-        schema, "skipped", error="run interrupted before this tenant started", attempts=0
-    )
-
-
-def _log_result(result: TenantResult, differences_level: int = logging.WARNING) -> None:
-    for difference in result.differences:
-        log.log(
-            differences_level,
-            "tenant %s: still differs from the model: %s",
-            result.schema,
-            difference,
-        )
-    if result.status == "failed":
-        log.error("tenant %s: failed in %.3fs: %s", result.schema, result.duration_s, result.error)
-        return
-    log.info(
-        "tenant %s: %s in %.3fs (%d operations, %d withheld)",
-        result.schema,
-        result.status,
-        result.duration_s,
-        len(result.operations),
-        len(result.withheld),
-    )

@@ -64,6 +64,7 @@ def by_tenant(report: object) -> dict[str, tuple[list[str], list[str], list[str]
 def chunked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The catalog pass in one chunk, and in many: tenants stream to the workers by chunk."""
     if request.param == "chunks of 3":
+        monkeypatch.setattr(by_shape, "FIRST_CHUNK", 3)
         monkeypatch.setattr(by_shape, "SHAPE_CHUNK", 3)
     return str(request.param)
 
@@ -115,6 +116,7 @@ def test_fast_path_applies_what_per_tenant_autogenerate_applies(
 def test_a_schema_that_is_no_tenant_in_a_later_chunk_is_left_alone(
     database_url: URL, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(by_shape, "FIRST_CHUNK", 2)
     monkeypatch.setattr(by_shape, "SHAPE_CHUNK", 2)
     names = [f"t{i}" for i in range(5)]
     make_schemas(engine, [*names, "zz_analytics"])

@@ -193,6 +193,7 @@ SCENES: dict[str, dict[str, Setup | None]] = {
         "session-sync": None,
         "session-report": None,
         "session-rerun": _session_view_dropped,
+        "session-signup": None,
         "session-errors": None,
     },
 }

@@ -35,9 +35,12 @@ __all__ = ["SHAPE_CHUNK", "TenantShapes", "plan_by_shape", "stream_by_shape"]
 
 log = logging.getLogger(__name__)
 
-#: Tenants per chunk of the catalog pass: small enough that the first tenants are synced
-#: soon, big enough that a chunk's query costs little beyond its tenants' rows.
-SHAPE_CHUNK = 250
+#: Fewest tenants per chunk of the catalog pass, bar the first; bigger runs read up to
+#: ``workers - 1`` such chunks at once.
+SHAPE_CHUNK = 500
+#: Most tenants in the first chunk, read beside the others: its tenants start their
+#: round trips while the pass reads the rest.
+FIRST_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,9 @@ def stream_by_shape(
     """Read every tenant's shape and compare each distinct shape with the model once,
     yielding ``(names, their shapes)`` chunk by chunk, in order, as soon as one is known.
 
-    The pass reads chunks of :data:`SHAPE_CHUNK` tenants, up to ``workers - 1`` at once
-    (one connection is left to the comparisons), so that the tenants of the first
-    chunks are synced while the pass reads the rest: the pass and the round trips use
-    the server at once.  ``pool`` runs the comparisons.  The first tenant is compared
+    The pass reads a small first chunk and the rest in up to ``workers - 1`` chunks, all
+    at once, so that the tenants of the first chunk are synced while the pass reads the
+    rest: the pass and the round trips use the server at once.  ``pool`` runs the comparisons.  The first tenant is compared
     with the model while the pass runs: most often all tenants share its shape, and the
     comparison (which builds the model's state once, and runs Alembic if the shape
     differs from it) is then out of the way when the first chunk arrives.  Of ``vet``
@@ -152,8 +154,8 @@ def stream_by_shape(
         return
     first = pool.submit(plan_shape, engine, names[0], model, options, vet=names[0] in vet)
     comparisons = _Comparisons(engine, model, options, pool, first)
-    chunks = [names[i : i + SHAPE_CHUNK] for i in range(0, len(names), SHAPE_CHUNK)]
-    readers = max(1, min(workers - 1, len(chunks)))
+    chunks = _chunks(names, workers)
+    readers = len(chunks)
     with ThreadPoolExecutor(readers, thread_name_prefix="tenant_sync") as reading:
         read = [reading.submit(_read_chunk, engine, chunk, options) for chunk in chunks]
         try:
@@ -163,6 +165,18 @@ def stream_by_shape(
             for future in read:
                 future.cancel()
     comparisons.log_counts()
+
+
+def _chunks(names: list[str], workers: int) -> list[list[str]]:
+    """A small first chunk, then the rest in up to ``workers - 1`` equal ones, read at once.
+
+    All of them are read at once, so the pass takes about as long as its biggest chunk,
+    and the first, small one arrives early.
+    """
+    first, rest = names[:FIRST_CHUNK], names[FIRST_CHUNK:]
+    count = max(1, min(workers - 1, -(-len(rest) // SHAPE_CHUNK)))
+    size = -(-len(rest) // count) if rest else 0
+    return [first] + [rest[i : i + size] for i in range(0, len(rest), size or 1)]
 
 
 def _chunk_shapes(
