@@ -167,7 +167,7 @@ class TenantSync:
         tables they hold.  Reads the catalog (two queries), changes nothing; raises as
         :meth:`list_tenants` does.
         """
-        return self._vet(self._select(), {}, warn=False)
+        return self._vet(self._select(warn=True), {}, warn=False)
 
     def sync_all(self, dry_run: bool = False) -> SyncReport:
         """Sync every tenant, ``workers`` at a time, and return the report.
@@ -189,7 +189,7 @@ class TenantSync:
         started = time.monotonic()
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
-        selection = self._select()
+        selection = self._select(warn=True)
         names = selection.names
         report.run = self.run_info(dry_run)
         # Filled as results come in, so that the report is complete even when Ctrl-C
@@ -238,7 +238,7 @@ class TenantSync:
         named in a warning: the hint can go.  Schemas that look like no tenant are left
         out, each named in a warning.
         """
-        selection = self._select()
+        selection = self._select(warn=True)
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
             shapes = self._plan_by_shape(pool, selection)
         selection = self._vet(selection, shapes.shapes)
@@ -295,9 +295,13 @@ class TenantSync:
     def _job(self, schema: str, **fields: Any) -> TenantJob:
         return TenantJob(schema, self.model, self.options, cancel=self._cancel, **fields)
 
-    def _select(self) -> Selection:
+    def _select(self, warn: bool = False) -> Selection:
+        """The selection; with ``warn``, each item that selects nothing named in a warning."""
         with connect(self.engine) as conn, conn.begin():
-            return select_tenants(conn, self.tenants, self.exclude, self.model.shared_schemas)
+            selection = select_tenants(conn, self.tenants, self.exclude, self.model.shared_schemas)
+        for words in selection.unmatched if warn else ():
+            log.warning("%s", words)
+        return selection
 
     def _plan_by_shape(self, pool: ThreadPoolExecutor, selection: Selection) -> TenantShapes:
         """Every tenant's shape and its shape's change set; none with ``verify``."""

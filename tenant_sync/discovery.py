@@ -82,11 +82,12 @@ def select_tenants(
     """
     shared = sorted(set(shared_schemas))
     existing = _existing_schemas(conn) if _needs_catalog(spec, exclude) else []
+    unmatched: list[str] = []  # the items that select nothing, in words
     if spec is None:
         selected = [Selected(name, "every") for name in _candidates(existing, shared)]
     elif isinstance(spec, (str, SchemaItems)):
         items = check_items([spec] if isinstance(spec, str) else spec.items, "tenants")
-        selected = _by_items(items, existing, _candidates(existing, ()))
+        selected = _by_items(items, existing, _candidates(existing, ()), unmatched)
     elif callable(spec):
         names = check_tenant_names(_call(spec, conn), shared)
         selected = [Selected(name, "callable", _callable_name(spec)) for name in names]
@@ -97,7 +98,7 @@ def select_tenants(
             "tenants must be None, a schema name or LIKE pattern, a list of schema names or "
             f"a callable, got {type(spec).__name__}"
         )
-    selection = _exclude(selected, exclude, existing)
+    selection = _exclude(selected, exclude, existing, unmatched)
     _refuse_shared(selection.names, shared)
     return selection
 
@@ -202,8 +203,11 @@ def check_tenant_name(name: object) -> str:
     return name
 
 
-def _by_items(items: Sequence[str], existing: list[str], candidates: list[str]) -> list[Selected]:
-    """Each item's schemas: the one it names if it exists, else those its pattern matches."""
+def _by_items(
+    items: Sequence[str], existing: list[str], candidates: list[str], unmatched: list[str]
+) -> list[Selected]:
+    """Each item's schemas: the one it names if it exists, else those its pattern matches;
+    an item that matches nothing is added to ``unmatched``, in words."""
     known = set(existing)
     chosen: dict[str, Selected] = {}
     for item in items:
@@ -215,13 +219,15 @@ def _by_items(items: Sequence[str], existing: list[str], candidates: list[str]) 
         regex = like_regex(item)
         matched = [name for name in candidates if regex.fullmatch(name)]
         if not matched:
-            log.warning("tenants item %s matches no schema", _quoted(item))
+            unmatched.append(f"tenants item {_quoted(item)} matches no schema")
         for name in matched:
             chosen.setdefault(name, Selected(name, "pattern", item))
     return list(chosen.values())
 
 
-def _exclude(selected: list[Selected], exclude: Sequence[str], existing: list[str]) -> Selection:
+def _exclude(
+    selected: list[Selected], exclude: Sequence[str], existing: list[str], unmatched: list[str]
+) -> Selection:
     """Leave out what ``exclude`` names or matches, each with the first item that did."""
     known = set(existing) | {choice.schema for choice in selected}
     rules = [(item, item in known, like_regex(item)) for item in exclude]
@@ -240,8 +246,8 @@ def _exclude(selected: list[Selected], exclude: Sequence[str], existing: list[st
             used.add(item)
     for item in exclude:
         if item not in used:
-            log.warning("exclude item %s matches no selected schema", _quoted(item))
-    return Selection(tuple(kept), tuple(excluded))
+            unmatched.append(f"exclude item {_quoted(item)} matches no selected schema")
+    return Selection(tuple(kept), tuple(excluded), unmatched=tuple(unmatched))
 
 
 def _excludes(schema: str, item: str, exact: bool, regex: re.Pattern[str]) -> bool:

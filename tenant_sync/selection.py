@@ -95,11 +95,14 @@ class Selection:
     :ivar not_tenants: of ``tenants``, those that look like no tenant, each with the
         relations it holds (none of them the model's); they get no DDL and are reported
         ``skipped``.  Filled in once their relations are known.
+    :ivar unmatched: the ``tenants`` and ``exclude`` items that select nothing, in words
+        (``tenants item 'x' matches no schema``): a run warns about each, once.
     """
 
     tenants: tuple[Selected, ...] = ()
     excluded: tuple[Excluded, ...] = ()
     not_tenants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unmatched: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:

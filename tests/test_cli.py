@@ -443,6 +443,7 @@ def test_signup_creates_and_builds_and_a_sync_that_matches_nothing_exits_1(
     assert missed.returncode == 1, missed
     assert "no tenant schema matched --tenants 'new_%'" in missed.stderr
     assert "tenant-sync signup NAME" in missed.stderr
+    assert missed.stderr.count("tenants item 'new_%' matches no schema") == 1, "warned once"
     assert signed.returncode == 0, signed.stderr
     assert [line.split(":")[0] for line in signed.stdout.splitlines()] == ["new_a", "new_b"]
     assert all(": migrated in " in line for line in signed.stdout.splitlines())

@@ -81,12 +81,14 @@ def _live(args: argparse.Namespace) -> bool:
 
 
 def _configure_logging(debug: bool, progress: LiveProgress | None) -> None:
-    """Log tenant_sync to stderr: INFO off a terminal; above a live progress line, WARNING."""
+    """Log tenant_sync to stderr: INFO off a terminal; on one (above a live progress line,
+    or not), WARNING."""
     handler: logging.Handler = (
         logging.StreamHandler(sys.stderr) if progress is None else ProgressLogHandler(progress)
     )
     handler.setFormatter(logging.Formatter(_STDERR_FORMAT, "%H:%M:%S"))
-    level = logging.DEBUG if debug else logging.INFO if progress is None else logging.WARNING
+    on_terminal = progress is not None or sys.stderr.isatty()
+    level = logging.DEBUG if debug else logging.WARNING if on_terminal else logging.INFO
     handler.setLevel(level)
     handler.name = PROG
     logger = logging.getLogger("tenant_sync")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_PENDING, EXIT_DIFFERS = 3, 4
 
 PROG = "tenant-sync"
+
+log = logging.getLogger("tenant_sync.cli")
 
 
 def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:
@@ -130,6 +133,8 @@ def list_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
                 selection = select_tenants(conn, tenants, exclude)
         finally:
             engine.dispose()
+        for words in selection.unmatched:
+            log.warning("%s", words)
     print(format_selection(selection, names_only=args.names), end="")
     return EXIT_OK
 
