@@ -25,7 +25,7 @@ from .enum_labels import compare_enum_labels, unusable_enum_values
 from .indexes import compare_indexes, without_index_ops
 from .model import Model
 from .options import SyncOptions
-from .renames import RenameConflictOp, apply_renames
+from .renames import RenameConflictOp, apply_renames, with_not_null_renames
 from .renames import count_conflicts as count_conflicts_of
 from .table_renames import RenameTableOp, pending_table_renames, renamed_for_planning
 from .yardstick import (
@@ -134,6 +134,7 @@ def plan_tenant(
         if renames:
             have = read_state(conn, schema, ignored_names)
         plan = _compare(conn, context, schema, model, options, have, wanted)
+        plan = replace(plan, operations=tuple(with_not_null_renames(conn, schema, plan.operations)))
         if count_conflicts:
             plan = replace(plan, withheld=tuple(count_conflicts_of(conn, plan.withheld)))
     return replace(plan, operations=(*renames, *plan.operations))

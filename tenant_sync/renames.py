@@ -26,19 +26,76 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
-from alembic.operations import ops
+from alembic.operations import Operations, ops
 from sqlalchemy.engine import Connection
 
 from .sql import quote
 
 __all__ = [
+    "RenameColumnOp",
     "RenameConflictOp",
     "apply_renames",
     "count_conflicts",
+    "not_null_constraints",
     "obsolete_hints",
     "renamed_from",
     "table_hints",
+    "with_not_null_renames",
 ]
+
+
+class RenameColumnOp(ops.AlterColumnOp):
+    """A declared column rename; on PostgreSQL 18 and later, with the rename of the
+    column's NOT NULL constraint (``people_name_not_null``), as ``create_all`` names it."""
+
+    def __init__(
+        self, table_name: str, old: str, new: str, not_null: tuple[str, str] | None = None
+    ):
+        super().__init__(table_name, old, modify_name=new)
+        self.not_null = not_null
+
+
+@Operations.implementation_for(RenameColumnOp)
+def _rename_column(operations: Operations, operation: RenameColumnOp) -> None:
+    table, old = operation.table_name, operation.column_name
+    operations.execute(
+        f"ALTER TABLE {quote(table)} RENAME COLUMN {quote(old)} TO {quote(str(operation.modify_name))}"
+    )
+    if operation.not_null is not None:
+        was, becomes = operation.not_null
+        operations.execute(
+            f"ALTER TABLE {quote(table)} RENAME CONSTRAINT {quote(was)} TO {quote(becomes)}"
+        )
+
+
+_NOT_NULL_SQL = """
+SELECT a.attname, k.conname FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+WHERE k.conrelid = CAST(:table AS regclass) AND k.contype = 'n'
+"""
+
+
+def not_null_constraints(conn: Connection, schema: str, table: str) -> dict[str, str]:
+    """Column name -> its NOT NULL constraint's name (PostgreSQL 18 and later; else none)."""
+    rows = conn.execute(sa.text(_NOT_NULL_SQL), {"table": f"{quote(schema)}.{quote(table)}"})
+    return {column: name for column, name in rows}
+
+
+def with_not_null_renames(
+    conn: Connection, schema: str, operations: Sequence[ops.MigrateOperation]
+) -> list[ops.MigrateOperation]:
+    """``operations`` with each column rename also renaming the column's NOT NULL
+    constraint where PostgreSQL named it after the column (``t_old_not_null``)."""
+    renamed: list[ops.MigrateOperation] = []
+    for op in operations:
+        if isinstance(op, RenameColumnOp) and op.not_null is None:
+            table, old, new = op.table_name, op.column_name, str(op.modify_name)
+            existing = not_null_constraints(conn, schema, table).get(old)
+            becomes = f"{table}_{new}_not_null"
+            if existing == f"{table}_{old}_not_null" and len(becomes.encode()) <= 63:
+                op = RenameColumnOp(table, old, new, (existing, becomes))
+        renamed.append(op)
+    return renamed
 
 
 class RenameConflictOp(ops.MigrateOperation):
@@ -146,7 +203,7 @@ def apply_renames(
     for op in operations:
         if isinstance(op, ops.AddColumnOp) and (op.table_name, op.column.name) in renames:
             old = renames[(op.table_name, op.column.name)]
-            kept.append(ops.AlterColumnOp(op.table_name, old, modify_name=op.column.name))
+            kept.append(RenameColumnOp(op.table_name, old, op.column.name))
         elif isinstance(op, ops.DropColumnOp) and (op.table_name, op.column_name) in conflicts:
             new = conflicts[(op.table_name, op.column_name)]
             kept.append(RenameConflictOp(op.table_name, op.column_name, new))

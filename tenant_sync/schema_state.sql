@@ -59,9 +59,10 @@ LEFT JOIN pg_catalog.pg_depend sd ON a.attidentity <> ''
     AND sd.deptype = 'i'
 LEFT JOIN pg_catalog.pg_sequence sq ON sq.seqrelid = sd.objid
 UNION ALL
+-- NOT NULL is the column's (PostgreSQL 18 also records it as a constraint, contype 'n').
 SELECT 'constraint', r.relname, k.conname, pg_catalog.pg_get_constraintdef(k.oid)
 FROM rels r
-JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
+JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype <> 'n'
 UNION ALL
 -- Indexes that back a constraint are described by the constraint.
 SELECT 'index', r.relname, ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations, ops
 from sqlalchemy.engine import Connection
 
-from .renames import table_hints
+from .renames import not_null_constraints, table_hints
 from .sql import MAX_IDENTIFIER_BYTES, quote
 
 __all__ = ["RenameTableOp", "pending_table_renames", "renamed_for_planning"]
@@ -109,6 +109,11 @@ def _follow_ups(
             renamed = f"{new}_{column}_seq"
             if len(renamed.encode()) <= MAX_IDENTIFIER_BYTES:
                 renames.append(("sequence", sequence, renamed))
+    # PostgreSQL 18 names each NOT NULL constraint after its table and column.
+    for column, constraint in sorted(not_null_constraints(conn, schema, old).items()):
+        renamed = f"{new}_{column}_not_null"
+        if constraint == f"{old}_{column}_not_null" and len(renamed.encode()) <= 63:
+            renames.append(("constraint", constraint, renamed))
     for kind, table, name in sorted(have, key=lambda key: (key[0], key[2])):
         if table != old or kind not in ("constraint", "index"):
             continue

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -146,3 +149,15 @@ def relfilenode(engine: Engine, schema: str, table: str) -> int:
         ).scalar_one()
     assert isinstance(value, int)
     return value
+
+
+def require_loopback() -> None:
+    """Skip the calling test, saying why, where 127.0.0.1 cannot be reached (a network
+    namespace whose loopback is down, as ``unshare -n`` makes it)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        try:
+            socket.create_connection(listener.getsockname(), timeout=1).close()
+        except OSError as exc:
+            pytest.skip(f"no loopback network here (127.0.0.1: {exc.strerror})")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import require_loopback
 
 from tenant_sync.demo import embedded
 from tenant_sync.demo.embedded import (
@@ -163,6 +164,7 @@ def test_url_needs_a_running_server() -> None:
 
 
 def test_server_answers_tells_a_listening_port_from_a_closed_one() -> None:
+    require_loopback()
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()

@@ -65,7 +65,7 @@ def test_the_page_header_says_what_the_run_was_run_against_all_escaped(
     run = dry_run.run
     assert run is not None
     header = page[page.index("<header>") : page.index("</header>")]
-    assert f"<dd>{run.database}</dd>" in header and ":***@" in run.database
+    assert f"<dd>{html.escape(run.database)}</dd>" in header and ":***@" in run.database
     assert (
         f"<dd>{html.escape(NASTY_MODEL)} (fingerprint {run.model_fingerprint[:12]})</dd>" in header
     )

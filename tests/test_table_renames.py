@@ -34,10 +34,20 @@ def _shop(version: int) -> sa.MetaData:
     return metadata
 
 
-RENAME = (
-    "rename table customers to clients (and its sequence customers_id_seq,"
-    " constraint customers_email_key, constraint customers_pkey, index ix_customers_name)"
-)
+def _rename(engine: Engine) -> str:
+    """The rename's words: PostgreSQL 18 and later name NOT NULL constraints too."""
+    with engine.connect() as conn:
+        version = int(conn.execute(sa.text("SHOW server_version_num")).scalar_one())
+    not_null = (
+        " constraint customers_email_not_null, constraint customers_id_not_null,"
+        if version >= 180000
+        else ""
+    )
+    return (
+        "rename table customers to clients (and its sequence customers_id_seq,"
+        f"{not_null} constraint customers_email_key, constraint customers_pkey,"
+        " index ix_customers_name)"
+    )
 
 
 def _with_rows(engine: Engine, schema: str) -> None:
@@ -62,7 +72,7 @@ def test_a_declared_table_rename_keeps_the_rows_and_equals_create_all(
         new = ts.sync_tenant("t_new")
 
     assert planned is not None and result is not None
-    assert planned.operations == [RENAME, "add column clients.note TEXT"], planned
+    assert planned.operations == [_rename(engine), "add column clients.note TEXT"], planned
     assert result.status == "migrated", result
     assert result.operations == planned.operations and result.classes == ["safe", "safe"]
     assert result.differences == [] and result.withheld == []

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import server_url
-from helpers import make_schemas, tables
+from helpers import make_schemas, require_loopback, tables
 from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
@@ -48,6 +48,24 @@ def find_pgbouncer() -> str:
     )
 
 
+def _server_host(server: URL) -> str:
+    """Where pgbouncer finds the server: its host, or the socket directory of the
+    embedded server (in the URL's query)."""
+    host = server.host or server.query.get("host") or "127.0.0.1"
+    return host if isinstance(host, str) else host[0]
+
+
+def _pgbouncer_account(host: str) -> pwd.struct_passwd:
+    """``postgres``; for a server on a Unix socket (the embedded one), the account that
+    owns the socket's directory, the only one besides root that may enter it."""
+    if host.startswith("/"):
+        return pwd.getpwuid(Path(host).stat().st_uid)
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("running as root without a 'postgres' account for pgbouncer")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -62,7 +80,9 @@ class Pooler:
     directory: Path
 
     def url(self, database_url: URL) -> URL:
-        return database_url.set(host="127.0.0.1", port=self.port)
+        # Through the pooler: not the server's own socket, if its URL names one.
+        direct = database_url.difference_update_query(["host", "port"])
+        return direct.set(host="127.0.0.1", port=self.port)
 
     def connect(self, database_url: URL) -> psycopg.Connection[tuple[object, ...]]:
         """A plain client of the pooler (autocommit, never preparing statements)."""
@@ -85,6 +105,7 @@ def start_pgbouncer() -> Iterator[Callable[[int], Pooler]]:
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(pool_size: int) -> Pooler:
+        require_loopback()  # pgbouncer listens on 127.0.0.1
         directory = Path(tempfile.mkdtemp(prefix="ts-pgbouncer-"))
         directory.chmod(0o755)
         server, port = server_url(), free_port()
@@ -92,7 +113,7 @@ def start_pgbouncer() -> Iterator[Callable[[int], Pooler]]:
         (directory / "userlist.txt").write_text(userlist)
         (directory / "pgbouncer.ini").write_text(
             "[databases]\n"
-            f"* = host={server.host or '127.0.0.1'} port={server.port or 5432}\n"
+            f"* = host={_server_host(server)} port={server.port or server.query.get('port', 5432)}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {directory / 'userlist.txt'}\n"
@@ -101,14 +122,11 @@ def start_pgbouncer() -> Iterator[Callable[[int], Pooler]]:
             f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
         )
         command = [binary, str(directory / "pgbouncer.ini")]
-        if os.geteuid() == 0:  # pgbouncer refuses to run as root: drop to postgres
-            try:
-                account = pwd.getpwnam("postgres")
-            except KeyError:
-                pytest.skip("running as root without a 'postgres' account for pgbouncer")
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root: drop to another account
+            account = _pgbouncer_account(_server_host(server))
             for path in [directory, *directory.iterdir()]:
                 os.chown(path, account.pw_uid, account.pw_gid)
-            command[1:1] = ["-u", "postgres"]
+            command[1:1] = ["-u", account.pw_name]
         # Its log goes to logfile; stderr (a copy) to a file too, never to an unread pipe.
         with open(directory / "stderr.txt", "wb") as stderr:
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
