@@ -10,7 +10,6 @@ alone, never ``tenantXacme``, while ``tenant\\_%`` selects every ``tenant_...``.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,8 +34,6 @@ __all__ = [
     "no_match_note",
     "select_tenants",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations, ops
 from sqlalchemy.engine import Connection
 
-from .sql import quote
+from .sql import MAX_IDENTIFIER_BYTES, quote
 
 __all__ = [
     "RenameColumnOp",
@@ -92,7 +92,10 @@ def with_not_null_renames(
             table, old, new = op.table_name, op.column_name, str(op.modify_name)
             existing = not_null_constraints(conn, schema, table).get(old)
             becomes = f"{table}_{new}_not_null"
-            if existing == f"{table}_{old}_not_null" and len(becomes.encode()) <= 63:
+            if (
+                existing == f"{table}_{old}_not_null"
+                and len(becomes.encode()) <= MAX_IDENTIFIER_BYTES
+            ):
                 op = RenameColumnOp(table, old, new, (existing, becomes))
         renamed.append(op)
     return renamed

@@ -112,7 +112,10 @@ def _follow_ups(
     # PostgreSQL 18 names each NOT NULL constraint after its table and column.
     for column, constraint in sorted(not_null_constraints(conn, schema, old).items()):
         renamed = f"{new}_{column}_not_null"
-        if constraint == f"{old}_{column}_not_null" and len(renamed.encode()) <= 63:
+        if (
+            constraint == f"{old}_{column}_not_null"
+            and len(renamed.encode()) <= MAX_IDENTIFIER_BYTES
+        ):
             renames.append(("constraint", constraint, renamed))
     for kind, table, name in sorted(have, key=lambda key: (key[0], key[2])):
         if table != old or kind not in ("constraint", "index"):
