@@ -29,7 +29,7 @@ from .discovery import (
     select_tenants,
 )
 from .engine import connect, make_engine, masked_url, usable_workers
-from .fastpath.by_shape import TenantShapes, plan_by_shape, stream_by_shape
+from .fastpath.by_shape import TenantShapes, stream_by_shape
 from .fastpath.catalog import Shape
 from .fastpath.signup import SignupCache
 from .model import Model
@@ -305,9 +305,15 @@ class TenantSync:
 
     def _plan_by_shape(self, pool: ThreadPoolExecutor, selection: Selection) -> TenantShapes:
         """Every tenant's shape and its shape's change set; none with ``verify``."""
+        return TenantShapes.gathered(self._chunks(pool, selection))
+
+    def _chunks(
+        self, pool: ThreadPoolExecutor, selection: Selection
+    ) -> Iterable[tuple[list[str], TenantShapes]]:
+        """The catalog pass, chunk by chunk; with ``verify``, one chunk with no shapes."""
         if self.options.verify:
-            return TenantShapes()
-        return plan_by_shape(
+            return [(selection.names, TenantShapes())]
+        return stream_by_shape(
             self.engine,
             selection.names,
             self.model,
@@ -327,19 +333,7 @@ class TenantSync:
         """The jobs of each chunk of the catalog pass, as it comes (see
         :func:`~tenant_sync.fastpath.by_shape.stream_by_shape`); the tenants a chunk
         settles without a job go straight to ``runner``."""
-        if self.options.verify:
-            chunks: Iterable[tuple[list[str], TenantShapes]] = [(selection.names, TenantShapes())]
-        else:
-            chunks = stream_by_shape(
-                self.engine,
-                selection.names,
-                self.model,
-                self.options,
-                pool=pool,
-                workers=self._usable_workers(),
-                vet=frozenset(selection.unvetted),
-            )
-        for names, shapes in chunks:
+        for names, shapes in self._chunks(pool, selection):
             selection = self._vet(selection, shapes.shapes, among=names)
             jobs = []
             for name in names:

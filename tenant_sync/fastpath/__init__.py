@@ -5,7 +5,7 @@
   (``stamp.sql``);
 * :mod:`.shapes`: one comparison with the model per distinct shape, its
   :class:`~.shapes.ChangeSet`, and the record of shapes that match;
-* :mod:`.by_shape`: the stage that runs both for a whole run, :func:`.plan_by_shape`;
+* :mod:`.by_shape`: the stage that runs both for a whole run, :func:`.stream_by_shape`;
 * :mod:`.round_trip`: one tenant changed in one round trip, written once for the
   shape path and for signups;
 * :mod:`.signup`: the kept plan of an empty schema, for signups without reflection.

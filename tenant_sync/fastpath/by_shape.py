@@ -1,6 +1,6 @@
 """The shape stage of a run: read every tenant's shape, compare each distinct shape once.
 
-:func:`plan_by_shape` is what :meth:`~tenant_sync.TenantSync.sync_all` and
+:func:`stream_by_shape` is what :meth:`~tenant_sync.TenantSync.sync_all` and
 :meth:`~tenant_sync.TenantSync.drift` run between discovery and the workers.  Its
 :class:`TenantShapes` settles the tenants a change set settles without touching them
 (up to date; planned, in a dry run), and gives every other tenant of a planned shape
@@ -11,7 +11,7 @@ schemas look like no tenant (see :mod:`tenant_sync.selection`): those are not co
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,7 +31,7 @@ from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
 from .shapes import ChangeSet, group_by_shape, plan_shape
 
-__all__ = ["SHAPE_CHUNK", "TenantShapes", "plan_by_shape", "stream_by_shape"]
+__all__ = ["SHAPE_CHUNK", "TenantShapes", "stream_by_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,15 @@ class TenantShapes:
             for words in (*changes.operations, *changes.changes.withheld)
         ]
 
+    @classmethod
+    def gathered(cls, chunks: Iterable[tuple[list[str], TenantShapes]]) -> TenantShapes:
+        """The shapes and change sets of every chunk (see :func:`stream_by_shape`), as one."""
+        whole = cls()
+        for _, chunk in chunks:
+            whole.shapes.update(chunk.shapes)
+            whole.changes.update(chunk.changes)
+        return whole
+
     def drifts(self) -> list[Drift]:
         """One :class:`~tenant_sync.Drift` per distinct shape that differs from the model."""
         groups: dict[str, tuple[ChangeSet, list[str]]] = {}
@@ -105,26 +114,6 @@ class TenantShapes:
             for changes, tenants in groups.values()
             if not changes.matches_model
         ]
-
-
-def plan_by_shape(
-    engine: Engine,
-    names: list[str],
-    model: Model,
-    options: SyncOptions,
-    *,
-    pool: ThreadPoolExecutor,
-    workers: int,
-    vet: frozenset[str] = frozenset(),
-) -> TenantShapes:
-    """Every tenant's shape and its shape's change set: :func:`stream_by_shape`, gathered."""
-    gathered = TenantShapes()
-    for _, chunk in stream_by_shape(
-        engine, names, model, options, pool=pool, workers=workers, vet=vet
-    ):
-        gathered.shapes.update(chunk.shapes)
-        gathered.changes.update(chunk.changes)
-    return gathered
 
 
 def stream_by_shape(
