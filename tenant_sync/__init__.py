@@ -15,7 +15,8 @@ report).  Every other module is internal: its names may change in any release.
 The package, from the top down (each layer imports only those below it):
 
 * the facade, :mod:`~tenant_sync.coordinator`: discover, plan by shape, settle what
-  the plan settles, run the rest in worker threads, report;
+  the plan settles, run the rest in worker threads (in waves, :mod:`~tenant_sync.waves`,
+  when staged), report;
 * one tenant alone, :mod:`~tenant_sync.tenant`: its round trip if it has one, else
   compared alone; retried;
 * the fast path, :mod:`tenant_sync.fastpath`: the catalog pass, one comparison per
@@ -39,7 +40,7 @@ from .errors import (
     TenantSyncError,
 )
 from .logs import add_shared_log_file
-from .report import Drift, RunInfo, SyncReport, TenantResult
+from .report import Drift, RunInfo, SyncReport, TenantResult, WaveOutcome
 from .selection import Selection
 from .versions import __version__
 
@@ -55,6 +56,7 @@ __all__ = [
     "TenantResult",
     "TenantSync",
     "TenantSyncError",
+    "WaveOutcome",
     "__version__",
     "add_shared_log_file",
 ]

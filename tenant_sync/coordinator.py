@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
@@ -42,6 +43,15 @@ from .run_info import describe_model, gather_run_info
 from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection, vet
 from .tenant import TenantJob, sync_one
+from .waves import (
+    FailureLimit,
+    OrderSpec,
+    Rollout,
+    WaveSpec,
+    check_rollout,
+    ordered_by,
+    rollout_options,
+)
 
 __all__ = ["TenantSync"]
 
@@ -169,7 +179,14 @@ class TenantSync:
         """
         return self._vet(self._select(warn=True), {}, warn=False)
 
-    def sync_all(self, dry_run: bool = False) -> SyncReport:
+    def sync_all(
+        self,
+        dry_run: bool = False,
+        *,
+        waves: WaveSpec = None,
+        max_failures: FailureLimit = 0,
+        order: OrderSpec = None,
+    ) -> SyncReport:
         """Sync every tenant, ``workers`` at a time, and return the report.
 
         Each tenant is synced in its own transaction: fully or not at all.  With
@@ -178,20 +195,34 @@ class TenantSync:
         the rest are reported ``skipped``.  Ctrl-C is re-raised once the run has
         wound down; the report is then in :attr:`last_report`.
 
+        ``waves`` stages the run (e.g. ``[["tenant_demo"], 0.05, 1.0]``): each wave
+        starts once the one before has finished with at most ``max_failures`` failed
+        tenants (a count or a fraction of the wave); the tenants of the waves not
+        started are reported ``skipped``.  ``order`` (``"size"``: largest last; or a
+        sort key) is the order the tenants are taken in.  See :mod:`tenant_sync.waves`.
+
         Unless ``verify=True``, tenants are grouped by the fingerprint of their
         structure, read for all of them in one pass over the catalog: each distinct
         shape is compared with the model once, tenants already matching it are
         reported ``unchanged`` at once, and the others apply their shape's SQL in one
         round trip, after re-checking under their own lock that they are as the pass
         saw them (see :mod:`tenant_sync.fastpath`).
+
+        :raises ConfigurationError: bad ``waves``, ``max_failures`` or ``order``, or a
+            wave names a schema the run does not select; raised before any tenant runs.
         """
+        check_rollout(waves, max_failures, order)
         self._cancel.clear()
         started = time.monotonic()
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
         selection = self._select(warn=True)
-        names = selection.names
+        names = self._ordered(selection.names, order)
+        rollout = Rollout(waves, names, max_failures)
         report.run = self.run_info(dry_run)
+        if rollout.staged:
+            options = {**report.run.options, **rollout_options(waves, max_failures, order)}
+            report.run = replace(report.run, options=options)
         # Filled as results come in, so that the report is complete even when Ctrl-C
         # is re-raised from the middle of the run.
         results: dict[str, TenantResult] = {}
@@ -206,9 +237,17 @@ class TenantSync:
                 runner = JobRunner(
                     self.engine, pool, self._cancel, results, progress, self.on_result
                 )
-                runner.run(self._jobs_by_chunk(pool, selection, dry_run, runner))
+                for number, wave in rollout:
+                    runner.run(self._jobs_by_chunk(pool, selection.only(wave), dry_run, runner))
+                    if rollout.staged:
+                        statuses = {name: results[name].status for name in wave if name in results}
+                        rollout.finish(number, statuses, self._cancel.is_set())
         finally:
-            report.results = [results.get(name) or not_started(name) for name in names]
+            not_run = rollout.not_run() if rollout.staged else {}
+            report.waves = rollout.outcomes
+            report.results = [
+                results.get(name) or not_started(name, not_run.get(name)) for name in names
+            ]
             self._finish(report, started)
         return report
 
@@ -302,6 +341,12 @@ class TenantSync:
         for words in selection.unmatched if warn else ():
             log.warning("%s", words)
         return selection
+
+    def _ordered(self, names: list[str], order: OrderSpec) -> list[str]:
+        if order != "size":
+            return ordered_by(names, order)
+        with connect(self.engine) as conn, conn.begin():
+            return ordered_by(names, order, conn)
 
     def _plan_by_shape(self, pool: ThreadPoolExecutor, selection: Selection) -> TenantShapes:
         """Every tenant's shape and its shape's change set; none with ``verify``."""

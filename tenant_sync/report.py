@@ -29,10 +29,12 @@ __all__ = [
     "Status",
     "SyncReport",
     "TenantResult",
+    "WaveOutcome",
 ]
 
 #: Bumped whenever the JSON form of a report changes incompatibly.  Keys added since
-#: version 1 came out are optional, so older reports still read: ``run`` (the header).
+#: version 1 came out are optional, so older reports still read: ``run`` (the header),
+#: ``waves`` (a staged run's waves).
 REPORT_FORMAT_VERSION = 1
 
 Status = Literal["migrated", "unchanged", "planned", "failed", "skipped"]
@@ -198,6 +200,47 @@ class RunInfo:
         )
 
 
+@dataclass(frozen=True)
+class WaveOutcome:
+    """How one wave of a staged run went.
+
+    :ivar number: the wave's number, from 1.
+    :ivar tenants: its tenants, in the order they were taken.
+    :ivar counts: its tenants by status (only the statuses that occur); empty if it did
+        not start.
+    :ivar started: False when an earlier wave had too many failures, or the run was
+        cancelled, before this one.
+    :ivar note: why the waves after this one did not start; None if they did (or if
+        this is the last).
+    """
+
+    number: int
+    tenants: tuple[str, ...]
+    counts: dict[str, int] = field(default_factory=dict)
+    started: bool = True
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome as plain JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> WaveOutcome:
+        """Rebuild an outcome from :meth:`to_dict` output."""
+        if not isinstance(data, dict) or not isinstance(data.get("number"), int):
+            raise ReportFormatError("a wave of its waves is not an object with a number")
+        tenants, counts, note = data.get("tenants", []), data.get("counts", {}), data.get("note")
+        if not isinstance(tenants, list) or not isinstance(counts, dict):
+            raise ReportFormatError(f"wave {data['number']}: tenants or counts of the wrong type")
+        return cls(
+            data["number"],
+            tuple(map(str, tenants)),
+            {str(status): int(count) for status, count in counts.items()},
+            bool(data.get("started", True)),
+            None if note is None else str(note),
+        )
+
+
 @dataclass
 class SyncReport:
     """The outcome of a run over many tenants.
@@ -205,6 +248,8 @@ class SyncReport:
     ``ok`` is true when no tenant failed.  ``write(path)`` saves it as JSON, which
     ``SyncReport.load(path)`` and ``tenant-sync report PATH`` read back.  ``run`` is
     its header (:class:`RunInfo`); None in a report made by hand or by an older version.
+    ``waves`` says how each wave of a staged run went (see :mod:`tenant_sync.waves`);
+    empty for a run in one go.
     """
 
     results: list[TenantResult] = field(default_factory=list)
@@ -215,6 +260,7 @@ class SyncReport:
     cancelled: bool = False
     note: str | None = None
     run: RunInfo | None = None
+    waves: list[WaveOutcome] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -248,6 +294,7 @@ class SyncReport:
             "note": self.note,
             "ok": self.ok,
             "counts": self.counts,
+            "waves": [wave.to_dict() for wave in self.waves],
             "results": [result.to_dict() for result in self.results],
         }
 
@@ -286,6 +333,7 @@ class SyncReport:
                 cancelled=bool(data.get("cancelled", False)),
                 note=data.get("note"),
                 run=RunInfo.from_dict(data["run"]) if data.get("run") is not None else None,
+                waves=_waves_of(data.get("waves") or []),
             )
         except ReportFormatError:
             raise
@@ -319,6 +367,12 @@ class SyncReport:
             f"{kind} of {len(self.results)} tenants in {self.duration_s:.2f}s: "
             f"{', '.join(parts) or 'no tenants'}"
         )
+
+
+def _waves_of(items: object) -> list[WaveOutcome]:
+    if not isinstance(items, list):
+        raise ReportFormatError("its waves are not a list")
+    return [WaveOutcome.from_dict(item) for item in items]
 
 
 def _results_of(items: object) -> list[TenantResult]:

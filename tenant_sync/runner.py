@@ -118,11 +118,11 @@ def warn_differences(results: list[TenantResult], named: int = 3) -> None:
         )
 
 
-def not_started(schema: str) -> TenantResult:
-    """The result of a tenant the run stopped before (Ctrl-C during the planning phase)."""
-    return TenantResult(
-        schema, "skipped", error="run interrupted before this tenant started", attempts=0
-    )
+def not_started(schema: str, reason: str | None = None) -> TenantResult:
+    """The result of a tenant the run stopped before: a wave not started (``reason``),
+    or Ctrl-C during the planning phase."""
+    error = reason or "run interrupted before this tenant started"
+    return TenantResult(schema, "skipped", error=error, attempts=0)
 
 
 def log_result(result: TenantResult, differences_level: int = logging.WARNING) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..coordinator import TenantSync
 from ..demo import DEMO_TENANTS, demo_server, format_demo, run_demo
@@ -68,7 +69,7 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
         if progress is not None:
             progress.start(len(ts.list_tenants()))
         try:
-            report = ts.sync_all(dry_run=dry_run)
+            report = ts.sync_all(dry_run=dry_run, **_rollout(args))
         except KeyboardInterrupt:
             if ts.last_report is None:
                 raise
@@ -92,6 +93,13 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
     if dry_run and getattr(args, "exit_code", False):
         return _plan_exit_code(report.results, report.cancelled)
     return _exit_code(report.results, report.cancelled)
+
+
+def _rollout(args: argparse.Namespace) -> dict[str, Any]:
+    """``sync_all``'s staging options from ``--waves``/``--canary``, ``--max-failures``, ``--order``."""
+    waves = args.waves if args.waves else [args.canary, 1.0] if args.canary else None
+    order = "size" if args.order == "size" else None
+    return {"waves": waves, "max_failures": args.max_failures, "order": order}
 
 
 def signup_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..versions import library_versions
+from ..waves import FailureLimit, limit_from_text, wave_from_text
 from .commands import (
     PROG,
     URL_ENVIRONMENT_VARIABLE,
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare every tenant with the model one by one (slower)",
     )
+    _add_rollout_options(run)
     run.add_argument("--report", metavar="PATH", help="write the JSON report")
     run.add_argument("--html", metavar="PATH", help="write the HTML report")
     commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
@@ -140,6 +142,45 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--html", default="demo-report.html", metavar="PATH", help="HTML report")
     demo.set_defaults(command=demo_command)
     return parser
+
+
+def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
+    staged = parser.add_mutually_exclusive_group()
+    staged.add_argument(
+        "--waves",
+        nargs="+",
+        type=wave_from_text,
+        metavar="WAVE",
+        help="sync in waves, each once the one before went well: NAME[,NAME...] (those"
+        " tenants), N (until N tenants in all), P%% or 0.F (until that share), e.g."
+        " --waves tenant_demo 5%% 100%%",
+    )
+    staged.add_argument(
+        "--canary",
+        type=wave_from_text,
+        metavar="N|NAME,...",
+        help="sync these tenants (a count, or names) first, the rest only if they went well",
+    )
+    parser.add_argument(
+        "--max-failures",
+        type=_limit,
+        default=0,
+        metavar="N|P%",
+        help="failed tenants a wave may have for the next to start: a count or a share (default 0)",
+    )
+    parser.add_argument(
+        "--order",
+        choices=("name", "size"),
+        default="name",
+        help="the order waves take tenants in: by name, or smallest first (default name)",
+    )
+
+
+def _limit(text: str) -> FailureLimit:
+    try:
+        return limit_from_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_session_options(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,8 @@
     print(format_summary(report, slowest=10, color=sys.stdout.isatty()))
 
 Sections, each left out when empty: totals by status and the run's time, under the run's
-header (database, model, versions; its options when asked for); the slowest tenants; every failed tenant with its error; skipped tenants with the
+header (database, model, versions; its options when asked for); a staged run's waves,
+one line each; the slowest tenants; every failed tenant with its error; skipped tenants with the
 reason (the first few); what still differs from the model, grouped
 by difference, with how many tenants each one concerns; accepted changes, counted.
 """
@@ -19,7 +20,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable
 
-from ..report import STATUSES, RunInfo, SyncReport, TenantResult
+from ..report import STATUSES, RunInfo, SyncReport, TenantResult, WaveOutcome
 
 __all__ = [
     "difference_counts",
@@ -63,6 +64,7 @@ def format_summary(
     """
     sections = [
         _totals(report, color, options),
+        _waves(report.waves),
         _slowest(report.results, slowest),
         _failures(report.failed(), color),
         _skipped(report.results, color),
@@ -203,6 +205,24 @@ def _totals(report: SyncReport, color: bool, options: bool) -> str:
     for status in STATUSES:
         label = _paint(f"{status:<9}", status, color and counts[status] > 0)
         lines.append(f"  {label} {counts[status]:>{width},}")
+    return "\n".join(lines)
+
+
+def _waves(waves: list[WaveOutcome]) -> str:
+    """Each wave of a staged run in one line: its size, its outcome, why the run stopped."""
+    if not waves:
+        return ""
+    lines = ["Waves"]
+    for wave in waves:
+        done = ", ".join(f"{count:,} {status}" for status, count in wave.counts.items())
+        outcome = done if wave.started else "not started"
+        first = ", ".join(printable(name) for name in wave.tenants[:3])
+        first += ", ..." if len(wave.tenants) > 3 else ""
+        lines.append(
+            f"  {wave.number} of {len(waves)}: {_tenants(len(wave.tenants))} ({first}): {outcome}"
+        )
+        if wave.note:
+            lines.append(f"    stopped: {printable(wave.note)}")
     return "\n".join(lines)
 
 
