@@ -179,7 +179,7 @@ class Rollout:
             self._reason = "the run was cancelled"
         elif failed > limit and number < len(self.waves):
             self._reason = (
-                f"wave {number} had {failed} failed of {len(names)} tenants,"
+                f"{failed} of {len(names)} tenants failed in wave {number},"
                 f" more than max_failures allows ({_limit_words(self.max_failures, limit)})"
             )
         note = self._reason if number < len(self.waves) else None

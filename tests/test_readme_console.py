@@ -182,11 +182,21 @@ def _session_view_dropped(stage: Stage) -> None:
     stage.sql("DROP VIEW tenant_initech.payments")
 
 
+def _waves_canary(stage: Stage) -> None:
+    stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
+    stage.sql(*(f"CREATE SCHEMA {name}" for name in TENANTS))
+    stage.model("v1")
+    stage.tenant_sync("sync", "--model", "myapp.models:Base")
+    stage.model("v2")
+    stage.sql("CREATE VIEW tenant_globex.payments AS SELECT 1 AS id")
+
+
 Setup = Callable[[Stage], None]
 #: Each scene's steps, by the name in its README comment: what to set up before it.
 SCENES: dict[str, dict[str, Setup | None]] = {
     "in-sync": {"in-sync-plan": _in_sync_example},
     "choosing": {"choosing-tenants": _choosing_tenants},
+    "waves": {"waves-canary": _waves_canary},
     "session": {
         "session-list": _session_start,
         "session-plan": _session_change,

@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, Engine
 from test_cli import run_cli, text_url
 
 from tenant_sync import ConfigurationError, SyncReport, TenantSync
+from tenant_sync.output.html import render_html
 from tenant_sync.output.summary import format_summary
 
 TENANTS = ["t1", "t2", "t3", "t4", "t5", "t6"]
@@ -73,7 +74,7 @@ def test_a_failed_canary_stops_the_run_and_the_rest_are_untouched(
     assert not report.ok
     first, second = report.waves
     assert first.counts == {"failed": 1}
-    assert first.note == ("wave 1 had 1 failed of 1 tenants, more than max_failures allows (0)")
+    assert first.note == ("1 of 1 tenants failed in wave 1, more than max_failures allows (0)")
     assert not second.started and second.counts == {}
     for name in TENANTS[1:]:
         result = report.get(name)
@@ -81,7 +82,10 @@ def test_a_failed_canary_stops_the_run_and_the_rest_are_untouched(
         assert result.error == "wave 2 not started: " + first.note
         assert columns(engine, name, "projects") == before[name], "not touched"
     summary = format_summary(report)
-    assert "Waves\n  1 of 2: 1 tenant (t1): 1 failed\n    stopped: wave 1 had 1 failed" in summary
+    assert (
+        "Waves\n  1 of 2: 1 tenant (t1): 1 failed\n    stopped: 1 of 1 tenants failed in wave 1"
+        in summary
+    )
     assert "  2 of 2: 5 tenants (t2, t3, t4, ...): not started" in summary
 
 
@@ -169,7 +173,7 @@ def test_bad_waves_are_refused_before_any_tenant_runs(
     assert catalog_snapshot(engine) == before
 
 
-def test_waves_are_kept_in_the_json_report(
+def test_waves_are_kept_in_the_json_report_and_shown_in_html(
     database_url: URL, engine: Engine, tmp_path: Path
 ) -> None:
     _at_v1(database_url, engine)
@@ -183,9 +187,15 @@ def test_waves_are_kept_in_the_json_report(
         "tenants": ["t1"],
         "counts": {"failed": 1},
         "started": True,
-        "note": "wave 1 had 1 failed of 1 tenants, more than max_failures allows (0)",
+        "note": "1 of 1 tenants failed in wave 1, more than max_failures allows (0)",
     }
     assert SyncReport.load(path).waves == report.waves
+    page = render_html(report)
+    assert (
+        '<h2>Waves</h2><ol><li>1 tenant (t1): 1 failed <span class="stopped">stopped: 1 of 1 tenants failed in wave 1'
+        in page
+    )
+    assert "<li>5 tenants (t2, t3, t4, ...): not started</li>" in page
 
 
 def test_cli_canary_and_waves(database_url: URL, engine: Engine, tmp_path: Path) -> None:
@@ -195,7 +205,10 @@ def test_cli_canary_and_waves(database_url: URL, engine: Engine, tmp_path: Path)
 
     canary = run_cli(*sync, "--canary", "t2", "--report", str(tmp_path / "canary.json"))
     assert canary.returncode == 1, canary.stderr
-    assert "  1 of 2: 1 tenant (t2): 1 failed\n    stopped: wave 1 had 1 failed" in canary.stdout
+    assert (
+        "  1 of 2: 1 tenant (t2): 1 failed\n    stopped: 1 of 1 tenants failed in wave 1"
+        in canary.stdout
+    )
     assert "  2 of 2: 5 tenants (t1, t3, t4, ...): not started" in canary.stdout
 
     staged = run_cli(*sync, "--waves", "t1", "50%", "1.0", "--max-failures", "1")

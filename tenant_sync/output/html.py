@@ -38,9 +38,9 @@ from pathlib import Path
 
 from ..classes import CHANGE_CLASSES
 from ..files import write_text_atomically
-from ..report import STATUSES, RunInfo, SyncReport
+from ..report import STATUSES, RunInfo, SyncReport, WaveOutcome
 from .change_sets import NAMES_SHOWN, group_change_sets
-from .summary import format_duration, format_option
+from .summary import format_duration, format_option, format_wave
 
 __all__ = ["render_html", "write_html"]
 
@@ -105,7 +105,7 @@ def _header(report: SyncReport, kind: str) -> str:
     return (
         f'<h1>{escape(kind)} report <span class="verdict {"bad" if failed else "good"}">'
         f"{escape(verdict)}</span></h1>{_facts(facts)}"
-        f"{_run_info(report.run) if report.run is not None else ''}"
+        f"{_run_info(report.run) if report.run is not None else ''}{_waves(report.waves)}"
         f'<div class="chips" aria-label="Tenants by status">{chips}</div>'
     )
 
@@ -122,6 +122,19 @@ def _run_info(run: RunInfo) -> str:
         f'<section class="run" aria-label="Run against">{_facts(against, "against")}'
         f"{_facts(options, 'options')}</section>"
     )
+
+
+def _waves(waves: list[WaveOutcome]) -> str:
+    """A staged run's waves, one item each, with why the run stopped (escaped)."""
+    if not waves:
+        return ""
+    items = "".join(
+        f"<li>{escape(format_wave(wave))}"
+        + (f' <span class="stopped">stopped: {escape(wave.note)}</span>' if wave.note else "")
+        + "</li>"
+        for wave in waves
+    )
+    return f'<section class="waves" aria-label="Waves"><h2>Waves</h2><ol>{items}</ol></section>'
 
 
 def _facts(facts: list[tuple[str, str]], kind: str = "facts") -> str:

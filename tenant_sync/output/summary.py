@@ -30,6 +30,7 @@ __all__ = [
     "format_sql",
     "format_summary",
     "format_tenant_detail",
+    "format_wave",
     "printable",
     "withheld_counts",
 ]
@@ -214,16 +215,17 @@ def _waves(waves: list[WaveOutcome]) -> str:
         return ""
     lines = ["Waves"]
     for wave in waves:
-        done = ", ".join(f"{count:,} {status}" for status, count in wave.counts.items())
-        outcome = done if wave.started else "not started"
-        first = ", ".join(printable(name) for name in wave.tenants[:3])
-        first += ", ..." if len(wave.tenants) > 3 else ""
-        lines.append(
-            f"  {wave.number} of {len(waves)}: {_tenants(len(wave.tenants))} ({first}): {outcome}"
-        )
+        lines.append(f"  {wave.number} of {len(waves)}: {printable(format_wave(wave))}")
         if wave.note:
             lines.append(f"    stopped: {printable(wave.note)}")
     return "\n".join(lines)
+
+
+def format_wave(wave: WaveOutcome, named: int = 3) -> str:
+    """A wave in words: ``5 tenants (t1, t2, t3, ...): 4 migrated, 1 failed``, or ``not started``."""
+    done = ", ".join(f"{count:,} {status}" for status, count in wave.counts.items())
+    first = ", ".join(wave.tenants[:named]) + (", ..." if len(wave.tenants) > named else "")
+    return f"{_tenants(len(wave.tenants))} ({first}): {done if wave.started else 'not started'}"
 
 
 def _slowest(results: list[TenantResult], limit: int) -> str:
