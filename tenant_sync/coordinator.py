@@ -33,13 +33,14 @@ from .engine import connect, make_engine, masked_url, usable_workers
 from .fastpath.by_shape import TenantShapes, stream_by_shape
 from .fastpath.catalog import Shape
 from .fastpath.signup import SignupCache
+from .history import HistoryEntry, read_history
 from .model import Model
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
 from .plan import ignored_tables
 from .renames import obsolete_hints
 from .report import Drift, RunInfo, SyncReport, TenantResult
-from .run_info import describe_model, gather_run_info
+from .run_info import describe_model, gather_run_info, new_run_id
 from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection, vet
 from .tenant import TenantJob, sync_one
@@ -217,9 +218,10 @@ class TenantSync:
         report = SyncReport(dry_run=dry_run)
         # Discovery errors are raised before the run starts: no report, no summary line.
         selection = self._select(warn=True)
-        names = self._ordered(selection.names, order)
+        names = ordered_by(selection.names, order, self.engine)
         rollout = Rollout(waves, names, max_failures)
         report.run = self.run_info(dry_run)
+        run_id = report.run.run_id
         if rollout.staged:
             options = {**report.run.options, **rollout_options(waves, max_failures, order)}
             report.run = replace(report.run, options=options)
@@ -238,7 +240,8 @@ class TenantSync:
                     self.engine, pool, self._cancel, results, progress, self.on_result
                 )
                 for number, wave in rollout:
-                    runner.run(self._jobs_by_chunk(pool, selection.only(wave), dry_run, runner))
+                    jobs = self._jobs_by_chunk(pool, selection.only(wave), dry_run, runner, run_id)
+                    runner.run(jobs)
                     if rollout.staged:
                         statuses = {name: results[name].status for name in wave if name in results}
                         rollout.finish(number, statuses, self._cancel.is_set())
@@ -279,7 +282,7 @@ class TenantSync:
         """
         selection = self._select(warn=True)
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            shapes = self._plan_by_shape(pool, selection)
+            shapes = TenantShapes.gathered(self._chunks(pool, selection))
         selection = self._vet(selection, shapes.shapes)
         tenants = len(selection.names) - len(selection.not_tenants)
         if tenants and len(shapes.changes) == tenants:  # every tenant's plan is known
@@ -306,10 +309,30 @@ class TenantSync:
         trip = None
         if create and cache is not None and not dry_run:
             trip = cache.round_trip(schema, self.model.fingerprint)
-        job = self._job(schema, dry_run=dry_run, trip=trip, create=create, signup_cache=cache)
+        job = self._job(
+            schema,
+            dry_run=dry_run,
+            trip=trip,
+            create=create,
+            signup_cache=cache,
+            run_id=new_run_id(),
+        )
         result = sync_one(self.engine, job)
         log_result(result)
         return result
+
+    def history(self, schema: str, limit: int | None = None) -> list[HistoryEntry]:
+        """The tenant's history, newest first: one entry per change a sync made in it, written
+        in the change's own transaction (see :mod:`tenant_sync.history`); empty if none.
+
+        Each entry's ``run_id`` is that of the report of the run that made it
+        (``report.run.run_id``).
+
+        :raises DatabaseConnectionError: the database cannot be reached.
+        """
+        check_tenant_names([schema], self.model.shared_schemas)
+        with connect(self.engine) as conn, conn.begin():
+            return read_history(conn, schema, limit)
 
     def cancel(self) -> None:
         """Stop a running :meth:`sync_all` from another thread: no new tenant starts."""
@@ -342,16 +365,6 @@ class TenantSync:
             log.warning("%s", words)
         return selection
 
-    def _ordered(self, names: list[str], order: OrderSpec) -> list[str]:
-        if order != "size":
-            return ordered_by(names, order)
-        with connect(self.engine) as conn, conn.begin():
-            return ordered_by(names, order, conn)
-
-    def _plan_by_shape(self, pool: ThreadPoolExecutor, selection: Selection) -> TenantShapes:
-        """Every tenant's shape and its shape's change set; none with ``verify``."""
-        return TenantShapes.gathered(self._chunks(pool, selection))
-
     def _chunks(
         self, pool: ThreadPoolExecutor, selection: Selection
     ) -> Iterable[tuple[list[str], TenantShapes]]:
@@ -374,6 +387,7 @@ class TenantSync:
         selection: Selection,
         dry_run: bool,
         runner: JobRunner,
+        run_id: str,
     ) -> Iterator[list[TenantJob]]:
         """The jobs of each chunk of the catalog pass, as it comes (see
         :func:`~tenant_sync.fastpath.by_shape.stream_by_shape`); the tenants a chunk
@@ -390,7 +404,9 @@ class TenantSync:
                     continue
                 trip = None if dry_run else shapes.round_trip(name, self.model)
                 planned = shapes.planned(name) if dry_run else None
-                jobs.append(self._job(name, dry_run=dry_run, trip=trip, planned=planned))
+                jobs.append(
+                    self._job(name, dry_run=dry_run, trip=trip, planned=planned, run_id=run_id)
+                )
             yield jobs
 
     def _vet(
@@ -403,13 +419,8 @@ class TenantSync:
         """``selection`` with the non-tenants of ``among`` (default: all), each new one
         named in a warning if ``warn``."""
         relations = {name: shape.relations for name, shape in read.items()}
-        ignored = ignored_tables(self.options)
-        tables = self.model.tenant_table_names
-        vetted = vet(self.engine, selection, relations, tables, ignored, among)
-        for name in vetted.not_tenants if warn else ():
-            if name not in selection.not_tenants:
-                log.warning("schema %s %s", name, vetted.reason(name))
-        return vetted
+        ignored, tables = ignored_tables(self.options), self.model.tenant_table_names
+        return vet(self.engine, selection, relations, tables, ignored, among, warn)
 
     def _usable_workers(self) -> int:
         return usable_workers(self.engine, self._owns_engine, self.options.workers)

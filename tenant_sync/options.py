@@ -13,6 +13,9 @@ __all__ = ["SyncOptions"]
 #: The version table tenant_sync keeps in each tenant schema.
 DEFAULT_VERSION_TABLE = "tenant_sync_version"
 
+#: The table of each tenant that holds its history (see :mod:`tenant_sync.history`).
+HISTORY_TABLE = "tenant_sync_history"
+
 
 @dataclass(frozen=True)
 class SyncOptions:

@@ -24,7 +24,7 @@ from .describe import describe_operation
 from .enum_labels import compare_enum_labels, unusable_enum_values
 from .indexes import compare_indexes, without_index_ops
 from .model import Model
-from .options import SyncOptions
+from .options import HISTORY_TABLE, SyncOptions
 from .renames import RenameConflictOp, apply_renames, with_not_null_renames
 from .renames import count_conflicts as count_conflicts_of
 from .table_renames import RenameTableOp, pending_table_renames, renamed_for_planning
@@ -41,7 +41,7 @@ from .yardstick import (
 __all__ = ["IGNORED_TABLES", "Plan", "ignored_tables", "plan_tenant", "split_by_class"]
 
 #: Tables in a tenant that are bookkeeping, not model: never compared, never dropped.
-IGNORED_TABLES = frozenset({"alembic_version"})
+IGNORED_TABLES = frozenset({"alembic_version", HISTORY_TABLE})
 
 
 def ignored_tables(options: SyncOptions) -> list[str]:

@@ -161,6 +161,8 @@ class RunInfo:
 
     :class:`~tenant_sync.TenantSync` fills it when a run starts (:meth:`~tenant_sync.TenantSync.run_info`).
 
+    :ivar run_id: the run's id, which each tenant's history entry of this run names (see
+        :mod:`tenant_sync.history`); empty in a report of an older version.
     :ivar database: the database URL, password masked (``postgresql+psycopg://app:***@db/app``).
     :ivar model: the model, as ``module:attribute`` (what ``--model`` takes) where it can
         be told, else a description such as ``a MetaData of 3 tables (a, b, c)``.
@@ -176,6 +178,7 @@ class RunInfo:
     database: str
     model: str
     model_fingerprint: str = ""
+    run_id: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -195,6 +198,7 @@ class RunInfo:
             database=str(data.get("database", "")),
             model=str(data.get("model", "")),
             model_fingerprint=str(data.get("model_fingerprint", "")),
+            run_id=str(data.get("run_id", "")),
             versions={str(name): str(value) for name, value in versions.items()},
             options=dict(options),
         )

@@ -13,6 +13,7 @@ The model is named, in this order of preference:
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
@@ -28,7 +29,7 @@ from .options import SyncOptions
 from .report import RunInfo
 from .versions import library_versions
 
-__all__ = ["describe_model", "gather_run_info", "run_options", "server_version"]
+__all__ = ["describe_model", "gather_run_info", "new_run_id", "run_options", "server_version"]
 
 #: How many table names the description of an unnamed MetaData lists.
 _TABLES_NAMED = 5
@@ -45,12 +46,18 @@ def gather_run_info(
 ) -> RunInfo:
     """The header of a run of ``model`` (called ``name``) on ``engine`` with ``options``."""
     return RunInfo(
+        run_id=new_run_id(),
         database=masked_url(engine.url),
         model=name,
         model_fingerprint=model.fingerprint,
         versions={**library_versions(), "postgresql": server_version(engine)},
         options=run_options(options, tenants, dry_run, exclude),
     )
+
+
+def new_run_id() -> str:
+    """A new run's id: what its tenants' history entries name (32 hex digits, random)."""
+    return uuid.uuid4().hex
 
 
 def server_version(engine: Engine) -> str:

@@ -12,6 +12,7 @@ already read (:attr:`~tenant_sync.fastpath.catalog.Shape.relations`);
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -45,6 +46,9 @@ Rule = Literal["every", "name", "pattern", "callable"]
 
 #: The relations of each schema the catalog pass did not read.
 _RELATIONS_SQL = read_query("tenant_sync", "schema_relations.sql")
+
+# A run's warnings stay under the run's logger name, whichever module writes them.
+log = logging.getLogger("tenant_sync.coordinator")
 
 # How many of a non-tenant's relations its reason names.
 _NAMED = 3
@@ -149,12 +153,14 @@ def vet(
     model_tables: Iterable[str],
     ignored: Sequence[str],
     among: Collection[str] | None = None,
+    warn: bool = False,
 ) -> Selection:
     """``selection`` with its non-tenants, judged by the relations each schema holds.
 
     ``read`` has the relations the catalog pass read; the schemas it lacks (all of them
     with ``verify=True``, or for ``tenant-sync list``) are asked in one query.  Given
-    ``among`` (a chunk of the pass), only those schemas are judged.
+    ``among`` (a chunk of the pass), only those schemas are judged.  With ``warn``, each
+    non-tenant found now is named in a warning.
     """
     chunk = None if among is None else set(among)  # a set: a chunk has thousands of names
     judged = [name for name in selection.unvetted if chunk is None or name in chunk]
@@ -163,7 +169,11 @@ def vet(
     if unread:
         with connect(engine) as conn, conn.begin():
             relations.update(read_relations(conn, unread, ignored))
-    return selection.vetted(relations, model_tables)
+    vetted = selection.vetted(relations, model_tables)
+    for name in vetted.not_tenants if warn else ():
+        if name not in selection.not_tenants:
+            log.warning("schema %s %s", name, vetted.reason(name))
+    return vetted
 
 
 def not_tenants_among(

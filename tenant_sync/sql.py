@@ -6,9 +6,10 @@ Both are plain SQL, right as bound values and in statements sent without paramet
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib.resources import files
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "literal", "quote", "read_query"]
+__all__ = ["MAX_IDENTIFIER_BYTES", "literal", "quote", "read_query", "text_array"]
 
 #: PostgreSQL truncates identifiers longer than this many bytes.
 MAX_IDENTIFIER_BYTES = 63
@@ -30,6 +31,11 @@ def literal(value: str) -> str:
     if "\x00" in value:
         raise ValueError("PostgreSQL text cannot contain NUL characters")
     return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def text_array(values: Iterable[str]) -> str:
+    """``values`` as a PostgreSQL ``text[]`` of literals (see :func:`literal`)."""
+    return f"CAST(ARRAY[{', '.join(literal(value) for value in values)}] AS text[])"
 
 
 def read_query(package: str, name: str) -> str:

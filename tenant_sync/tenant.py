@@ -26,6 +26,7 @@ from .engine import unprepared
 from .failures import OperationFailed, TenantFailure, failure_message, transient_reason
 from .fastpath.round_trip import RoundTrip, run_round_trip
 from .fastpath.signup import SignupCache
+from .history import history_statements
 from .model import Model
 from .options import SyncOptions
 from .plan import plan_tenant
@@ -55,6 +56,8 @@ class TenantJob:
     signup_cache: SignupCache | None = None
     #: In a dry run: the tenant's changes, known from its shape; only its data is asked.
     planned: Changes | None = None
+    #: The run the tenant's history entry names (see :mod:`tenant_sync.history`).
+    run_id: str = ""
 
 
 @dataclass
@@ -136,7 +139,7 @@ def _attempt(engine: Engine, job: TenantJob, tried: list[Changes]) -> _Outcome:
         return _check_planned(engine, job, job.planned)
     if job.trip is not None and not job.dry_run:
         tried.append(job.trip.changes_run)
-        ran = run_round_trip(engine, job.trip, job.options)
+        ran = run_round_trip(engine, job.trip, job.options, job.run_id, job.model.fingerprint)
         if ran is not None:
             return _Outcome("migrated", ran.changes_run)
     return _in_transaction(engine, job, tried)
@@ -201,6 +204,10 @@ def _sync_in_transaction(conn: Connection, job: TenantJob, tried: list[Changes])
         return _checked(changes, run_checks(conn, changes.checks) if exists else [])
     if job.signup_cache is not None and signup_sql is not None:
         job.signup_cache.remember(plan.changes(signup_sql))
+    if changes.sql:
+        execute_batch(
+            conn, history_statements(job.schema, job.run_id, job.model.fingerprint, changes)
+        )
     if plan.reaches_model and read_version(plan.context) != job.model.fingerprint:
         statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
         execute_batch(conn, statements)

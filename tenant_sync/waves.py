@@ -38,8 +38,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
 
+from .engine import connect
 from .errors import ConfigurationError
 from .report import STATUSES, WaveOutcome
 from .sql import read_query
@@ -119,17 +120,17 @@ def _check_limit(limit: object) -> None:
         )
 
 
-def ordered_by(names: list[str], order: OrderSpec, conn: Connection | None = None) -> list[str]:
+def ordered_by(names: list[str], order: OrderSpec, engine: Engine) -> list[str]:
     """``names`` in ``order`` (see the module's docstring); ties keep their order.
 
-    ``"size"`` reads the tenants' sizes on ``conn``, in one query.
+    ``"size"`` reads the tenants' sizes from the catalog, in one query.
     """
     if order is None:
         return list(names)
     if order == "size":
-        assert conn is not None, "ordering by size reads the catalog"
-        rows = conn.execute(sa.text(_SIZES_SQL), {"schemas": names})
-        sizes: dict[str, int] = {name: pages for name, pages in rows}
+        with connect(engine) as conn, conn.begin():
+            rows = conn.execute(sa.text(_SIZES_SQL), {"schemas": names})
+            sizes: dict[str, int] = {name: pages for name, pages in rows}
         return sorted(names, key=lambda name: sizes.get(name, 0))
     return sorted(names, key=order)
 

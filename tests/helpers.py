@@ -89,7 +89,7 @@ def schema_definition(engine: Engine, schema: str) -> dict[str, list[tuple[objec
     tenant_sync and Alembic version tables are left out.
     """
     prefix = f"{schema}."
-    bookkeeping = ["tenant_sync_version", "alembic_version"]
+    bookkeeping = ["tenant_sync_version", "tenant_sync_history", "alembic_version"]
     queries = {
         "tables": "SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class')"
         " FROM pg_class c WHERE c.relnamespace = CAST(:schema AS regnamespace)"

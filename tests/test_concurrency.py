@@ -45,6 +45,7 @@ def test_forty_tenants_with_eight_workers_do_not_leak_into_each_other(
             "tasks",
             "labels",
             "tenant_sync_version",
+            "tenant_sync_history",
         }
         assert {"description", "priority"} <= set(columns(engine, name, "projects"))
         with engine.connect() as conn:

@@ -19,7 +19,13 @@ def test_sync_tenant_creates_and_builds_a_new_schema(database_url: URL, engine: 
     assert result.status == "migrated"
     assert result.operations[0] == "create schema acme"
     assert result.sql[0] == 'CREATE SCHEMA "acme"'
-    assert tables(engine, "acme") == {"accounts", "projects", "tasks", "tenant_sync_version"}
+    assert tables(engine, "acme") == {
+        "accounts",
+        "projects",
+        "tasks",
+        "tenant_sync_version",
+        "tenant_sync_history",
+    }
 
 
 def test_sync_tenant_without_create_refuses_a_missing_schema(

@@ -25,7 +25,13 @@ def test_first_sync_builds_every_tenant_and_second_run_is_a_no_op(
         assert "create table accounts" in result.operations
         assert any(statement.startswith("CREATE TABLE tasks") for statement in result.sql)
     for schema in TENANTS:
-        assert tables(engine, schema) == {"accounts", "projects", "tasks", "tenant_sync_version"}
+        assert tables(engine, schema) == {
+            "accounts",
+            "projects",
+            "tasks",
+            "tenant_sync_version",
+            "tenant_sync_history",
+        }
     assert not tables(engine, "public") - {"plans"}, "nothing is created in public"
 
     assert second.counts == {"migrated": 0, "unchanged": 3, "planned": 0, "failed": 0, "skipped": 0}

@@ -11,12 +11,14 @@ from typing import Any
 
 from ..coordinator import TenantSync
 from ..demo import DEMO_TENANTS, demo_server, format_demo, run_demo
-from ..discovery import SchemaItems, check_items, select_tenants
+from ..discovery import SchemaItems, check_items, check_tenant_names, select_tenants
 from ..engine import connect, make_engine
 from ..errors import ConfigurationError
+from ..history import read_history
 from ..loading import load_model
 from ..logs import add_shared_log_file
 from ..output.change_sets import format_change_sets
+from ..output.history import format_history
 from ..output.html import write_html
 from ..output.progress import LiveProgress
 from ..output.selection import format_selection
@@ -27,6 +29,7 @@ __all__ = [
     "EXIT_USAGE",
     "URL_ENVIRONMENT_VARIABLE",
     "demo_command",
+    "history_command",
     "list_command",
     "report_command",
     "signup_command",
@@ -121,6 +124,19 @@ def signup_command(args: argparse.Namespace, progress: LiveProgress | None) -> i
             line += f": {printable(result.error)}"
         print(line)
     return _exit_code(results, cancelled=False)
+
+
+def history_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:
+    """Print one tenant's history: each change a sync made in it, newest first."""
+    check_tenant_names([args.schema], ())
+    engine, _ = make_engine(_url(args), workers=1)
+    try:
+        with connect(engine) as conn, conn.begin():
+            entries = read_history(conn, args.schema, args.limit)
+    finally:
+        engine.dispose()
+    print(format_history(args.schema, entries, with_sql=args.sql), end="")
+    return EXIT_OK
 
 
 def list_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:

@@ -10,6 +10,7 @@ from .commands import (
     PROG,
     URL_ENVIRONMENT_VARIABLE,
     demo_command,
+    history_command,
     list_command,
     report_command,
     signup_command,
@@ -125,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--names", action="store_true", help="only the names of the schemas a sync works on"
     )
     listing.set_defaults(command=list_command)
+
+    history = commands.add_parser(
+        "history", parents=[common], help="one tenant's history: the changes syncs made in it"
+    )
+    history.add_argument("--url", help=f"database URL (default: ${URL_ENVIRONMENT_VARIABLE})")
+    history.add_argument("schema", metavar="NAME", help="the tenant schema")
+    history.add_argument("--sql", action="store_true", help="each change's SQL")
+    history.add_argument("--limit", type=int, metavar="N", help="only the newest N changes")
+    history.set_defaults(command=history_command)
 
     review = commands.add_parser("report", parents=[common], help="review a saved JSON report")
     review.add_argument("path", metavar="PATH")

@@ -18,14 +18,14 @@ reasons for their form.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..failures import SHAPE_CHANGED
-from ..sql import literal, read_query
+from ..sql import literal, read_query, text_array
 
 __all__ = ["EMPTY_SCHEMA", "Shape", "read_shapes", "recheck_statement"]
 
@@ -151,15 +151,11 @@ def recheck_statement(schema: str, shape: Shape, ignored: Sequence[str]) -> str:
     arguments = ", ".join(
         [
             literal(schema),
-            _text_array(r for r in shape.relations if r not in ignored),
-            _text_array(shape.enum_types),
+            text_array(r for r in shape.relations if r not in ignored),
+            text_array(shape.enum_types),
         ]
     )
     return f"DO {_dollar_quoted(_recheck_body(arguments, literal(shape.stamp)))}"
-
-
-def _text_array(values: Iterable[str]) -> str:
-    return f"CAST(ARRAY[{', '.join(literal(value) for value in values)}] AS text[])"
 
 
 def _dollar_quoted(body: str) -> str:

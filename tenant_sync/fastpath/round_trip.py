@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from ..batch import run_transaction
 from ..changes import Changes, with_schema_created
 from ..failures import DUPLICATE_SCHEMA, SHAPE_CHANGED, failure_message, sqlstate, transient_reason
+from ..history import history_statements
 from ..options import SyncOptions
 from ..plan import ignored_tables
 from ..session import lock_statement
@@ -74,8 +75,11 @@ class RoundTrip:
         return [f"CREATE SCHEMA {quote(self.schema)}"] if self.creates_schema else []
 
 
-def run_round_trip(engine: Engine, trip: RoundTrip, options: SyncOptions) -> RoundTrip | None:
-    """Run ``trip`` in one transaction; return the trip as it ran, or None.
+def run_round_trip(
+    engine: Engine, trip: RoundTrip, options: SyncOptions, run_id: str, model_fingerprint: str
+) -> RoundTrip | None:
+    """Run ``trip`` in one transaction, its history entry (``run_id``, the model's
+    fingerprint) included; return the trip as it ran, or None.
 
     None means the tenant must be compared alone: it is not as the trip expects (it
     changed since the catalog pass, or a new schema is not empty), or the trip's SQL
@@ -84,14 +88,17 @@ def run_round_trip(engine: Engine, trip: RoundTrip, options: SyncOptions) -> Rou
     then has no ``CREATE SCHEMA``.  Transient errors are raised, to be retried.
     """
     try:
-        run_transaction(engine, trip.statements(options))
+        ran = trip.changes_run
+        history = history_statements(trip.schema, run_id, model_fingerprint, ran) if ran.sql else []
+        run_transaction(engine, trip.statements(options) + history)
     except sa.exc.DBAPIError as exc:
         if transient_reason(exc):
             raise
         state = sqlstate(exc)
         if state == DUPLICATE_SCHEMA and trip.creates_schema:
             # The application, or a concurrent signup that has committed by now.
-            return run_round_trip(engine, replace(trip, creates_schema=False), options)
+            rerun = replace(trip, creates_schema=False)
+            return run_round_trip(engine, rerun, options, run_id, model_fingerprint)
         if state == SHAPE_CHANGED:
             log.debug("tenant %s: not as the catalog showed it; comparing it alone", trip.schema)
         else:

@@ -35,6 +35,7 @@ BUILD = Counter(
         ("CREATE TYPE", "priority"): 1,
         **{("CREATE TABLE", table): 1 for table in ("accounts", "projects", "tasks", "labels")},
         ("CREATE TABLE", "tenant_sync_version"): 1,
+        ("CREATE TABLE", "tenant_sync_history"): 1,
     }
 )
 

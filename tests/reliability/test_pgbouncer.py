@@ -31,7 +31,14 @@ from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import SyncReport, TenantResult, TenantSync
 
-TENANT_TABLES = {"accounts", "projects", "tasks", "labels", "tenant_sync_version"}
+TENANT_TABLES = {
+    "accounts",
+    "projects",
+    "tasks",
+    "labels",
+    "tenant_sync_version",
+    "tenant_sync_history",
+}
 
 
 def find_pgbouncer() -> str:

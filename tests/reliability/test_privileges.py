@@ -21,7 +21,14 @@ from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import SyncReport, TenantSync
 
-TENANT_TABLES = {"accounts", "projects", "tasks", "labels", "tenant_sync_version"}
+TENANT_TABLES = {
+    "accounts",
+    "projects",
+    "tasks",
+    "labels",
+    "tenant_sync_version",
+    "tenant_sync_history",
+}
 
 
 @pytest.fixture
