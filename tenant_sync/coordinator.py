@@ -30,7 +30,7 @@ from .discovery import (
     select_tenants,
 )
 from .engine import connect, make_engine, masked_url, usable_workers
-from .fastpath.by_shape import TenantShapes, stream_by_shape
+from .fastpath.by_shape import TenantShapes, pass_chunks
 from .fastpath.catalog import Shape
 from .fastpath.signup import SignupCache
 from .history import HistoryEntry, read_history
@@ -368,18 +368,8 @@ class TenantSync:
     def _chunks(
         self, pool: ThreadPoolExecutor, selection: Selection
     ) -> Iterable[tuple[list[str], TenantShapes]]:
-        """The catalog pass, chunk by chunk; with ``verify``, one chunk with no shapes."""
-        if self.options.verify:
-            return [(selection.names, TenantShapes())]
-        return stream_by_shape(
-            self.engine,
-            selection.names,
-            self.model,
-            self.options,
-            pool=pool,
-            workers=self._usable_workers(),
-            vet=frozenset(selection.unvetted),
-        )
+        workers = self._usable_workers()
+        return pass_chunks(self.engine, selection, self.model, self.options, pool, workers)
 
     def _jobs_by_chunk(
         self,

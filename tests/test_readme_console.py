@@ -182,6 +182,14 @@ def _session_view_dropped(stage: Stage) -> None:
     stage.sql("DROP VIEW tenant_initech.payments")
 
 
+def _history(stage: Stage) -> None:
+    stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
+    stage.sql("CREATE SCHEMA tenant_acme")
+    for version in ("v1", "v2"):
+        stage.model(version)
+        stage.tenant_sync("sync", "--model", "myapp.models:Base")
+
+
 def _waves_canary(stage: Stage) -> None:
     stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
     stage.sql(*(f"CREATE SCHEMA {name}" for name in TENANTS))
@@ -197,6 +205,7 @@ SCENES: dict[str, dict[str, Setup | None]] = {
     "in-sync": {"in-sync-plan": _in_sync_example},
     "choosing": {"choosing-tenants": _choosing_tenants},
     "waves": {"waves-canary": _waves_canary},
+    "history": {"history": _history},
     "session": {
         "session-list": _session_start,
         "session-plan": _session_change,
@@ -306,7 +315,8 @@ def _as_seen(printed: bytes) -> str:
 
 
 _VARYING = [
-    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"), "<time>"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00"), "<time>"),
+    (re.compile(r"\brun [0-9a-f]{12}\b"), "run <id>"),
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ "), "<time> <pid> "),
     (re.compile(r"^\d\d:\d\d:\d\d ", re.M), "<hh:mm:ss> "),
     (re.compile(r"\b\d+\.\d+s\b"), "<d>s"),

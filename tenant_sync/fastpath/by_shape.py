@@ -25,13 +25,13 @@ from ..model import Model
 from ..options import SyncOptions
 from ..plan import ignored_tables
 from ..report import Drift, TenantResult
-from ..selection import not_tenants_among
+from ..selection import Selection, not_tenants_among
 from ..session import set_up_session
 from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
 from .shapes import ChangeSet, group_by_shape, plan_shape
 
-__all__ = ["SHAPE_CHUNK", "TenantShapes", "stream_by_shape"]
+__all__ = ["SHAPE_CHUNK", "TenantShapes", "pass_chunks", "stream_by_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,24 @@ class TenantShapes:
             for changes, tenants in groups.values()
             if not changes.matches_model
         ]
+
+
+def pass_chunks(
+    engine: Engine,
+    selection: Selection,
+    model: Model,
+    options: SyncOptions,
+    pool: ThreadPoolExecutor,
+    workers: int,
+) -> Iterable[tuple[list[str], TenantShapes]]:
+    """The catalog pass over ``selection``, chunk by chunk (:func:`stream_by_shape`); with
+    ``verify``, one chunk of every tenant, with no shapes: each is compared alone."""
+    if options.verify:
+        return [(selection.names, TenantShapes())]
+    vet = frozenset(selection.unvetted)
+    return stream_by_shape(
+        engine, selection.names, model, options, pool=pool, workers=workers, vet=vet
+    )
 
 
 def stream_by_shape(
