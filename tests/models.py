@@ -89,6 +89,12 @@ def model_v2() -> sa.MetaData:
     return metadata
 
 
+#: The relations a tenant synced to model_v2 holds: its tables and tenant_sync's bookkeeping.
+V2_TENANT_TABLES = frozenset(
+    {"accounts", "projects", "tasks", "labels", "tenant_sync_version", "tenant_sync_history"}
+)
+
+
 def ledger_model(version: int) -> sa.MetaData:
     """A one-table model whose version 2 has a change of every class (tests/test_classes.py)."""
     metadata = sa.MetaData()

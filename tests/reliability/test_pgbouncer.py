@@ -26,19 +26,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import server_url
 from helpers import make_schemas, require_loopback, tables
-from models import model_v1, model_v2
+from models import V2_TENANT_TABLES, model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import SyncReport, TenantResult, TenantSync
-
-TENANT_TABLES = {
-    "accounts",
-    "projects",
-    "tasks",
-    "labels",
-    "tenant_sync_version",
-    "tenant_sync_history",
-}
 
 
 def find_pgbouncer() -> str:
@@ -248,7 +239,7 @@ def test_syncs_through_the_pooler_leave_no_session_state_or_locks_behind(
     assert [r.status for r in signups] == ["migrated"] * 6, [r.error for r in signups]
     assert listed[-1] == "ghost"
     for name in [*names, "signup_0"]:
-        assert tables(engine, name) == TENANT_TABLES
+        assert tables(engine, name) == V2_TENANT_TABLES
 
     assert session_state(pooler, database_url, clients=2) == baseline
     with admin_engine.connect() as conn:

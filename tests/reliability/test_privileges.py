@@ -16,19 +16,10 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from helpers import catalog_snapshot, make_schemas, tables
-from models import model_v1, model_v2
+from models import V2_TENANT_TABLES, model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import SyncReport, TenantSync
-
-TENANT_TABLES = {
-    "accounts",
-    "projects",
-    "tasks",
-    "labels",
-    "tenant_sync_version",
-    "tenant_sync_history",
-}
 
 
 @pytest.fixture
@@ -103,7 +94,7 @@ def test_role_that_owns_the_tenants_syncs_and_signs_up_without_superuser(
     assert signup.operations[0] == "create schema tenant_new"
     assert again.counts["unchanged"] == 4
     for name in [*names, "tenant_new"]:
-        assert tables(engine, name) == TENANT_TABLES
+        assert tables(engine, name) == V2_TENANT_TABLES
         assert owners(engine, name) == {owner}, "every object belongs to the role"
 
 
