@@ -29,7 +29,14 @@ from .options import SyncOptions
 from .report import RunInfo
 from .versions import library_versions
 
-__all__ = ["describe_model", "gather_run_info", "new_run_id", "run_options", "server_version"]
+__all__ = [
+    "describe_model",
+    "gather_run_info",
+    "new_run_id",
+    "option_value",
+    "run_options",
+    "server_version",
+]
 
 #: How many table names the description of an unnamed MetaData lists.
 _TABLES_NAMED = 5
@@ -79,12 +86,12 @@ def run_options(
     """
     values: dict[str, Any] = {
         "dry_run": dry_run,
-        "tenants": _option_value(tenants),
+        "tenants": option_value(tenants),
         "exclude": list(exclude),
     }
     for option in fields(options):
         value = getattr(options, option.name)
-        values[option.name] = _option_value(value)
+        values[option.name] = option_value(value)
         if option.name == "allow":
             values["allow_destructive"] = not callable(value) and set(CHANGE_CLASSES) <= {*value}
     return values
@@ -123,8 +130,8 @@ def _module_global(metadata: sa.MetaData) -> str | None:
     return f"{module}:{path}"
 
 
-def _option_value(value: object) -> Any:
-    """An option as JSON: classes in their order, tuples as lists, a callable by name."""
+def option_value(value: object) -> Any:
+    """An option as JSON, as a report's header holds it: classes in their order, tuples as lists, a callable by name."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, SchemaItems):  # --tenants a,b: as a tenants= string, or a list
@@ -135,7 +142,7 @@ def _option_value(value: object) -> Any:
         order = {name: number for number, name in enumerate(CHANGE_CLASSES)}
         return sorted(map(str, value), key=lambda item: (order.get(item, len(order)), item))
     if isinstance(value, (list, tuple)):
-        return [_option_value(item) for item in value]
+        return [option_value(item) for item in value]
     return repr(value)
 
 

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Engine
 from .engine import connect
 from .errors import ConfigurationError
 from .report import STATUSES, WaveOutcome
+from .run_info import option_value
 from .sql import read_query
 
 __all__ = [
@@ -139,15 +140,8 @@ def rollout_options(
     waves: WaveSpec, max_failures: FailureLimit, order: OrderSpec
 ) -> dict[str, Any]:
     """A staged run's options for its report's header, JSON-ready."""
-    items = [item if isinstance(item, (int, float)) else list(item) for item in waves or ()]
-    named = order if order is None or isinstance(order, str) else _callable_name(order)
-    return {"waves": items, "max_failures": max_failures, "order": named}
-
-
-def _callable_name(function: Callable[[str], Any]) -> str:
-    module = getattr(function, "__module__", None)
-    name = getattr(function, "__qualname__", None) or repr(function)
-    return f"{module}:{name}" if module else name
+    values = {"waves": waves, "max_failures": max_failures, "order": order}
+    return {name: option_value(value) for name, value in values.items()}
 
 
 class Rollout:
