@@ -8,6 +8,7 @@ thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -16,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, Engine
 
-from .classes import AllowSpec, parse_allow
+from .classes import AllowSpec, ChangeClass, parse_allow
 from .discovery import (
     ExcludeSpec,
     TenantsSpec,
@@ -34,6 +35,7 @@ from .fastpath.by_shape import TenantShapes, pass_chunks
 from .fastpath.catalog import Shape
 from .fastpath.signup import SignupCache
 from .history import HistoryEntry, read_history
+from .jobs import chunk_jobs
 from .model import Model
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
@@ -43,6 +45,7 @@ from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info, new_run_id
 from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection, vet
+from .steps import OnSignup, Step, StepFunction, new_step
 from .tenant import TenantJob, sync_one
 from .waves import (
     FailureLimit,
@@ -57,6 +60,8 @@ from .waves import (
 __all__ = ["TenantSync"]
 
 log = logging.getLogger(__name__)
+
+StepFunctionT = TypeVar("StepFunctionT", bound=StepFunction)
 
 
 class TenantSync:
@@ -152,6 +157,7 @@ class TenantSync:
         self.engine, self._owns_engine = make_engine(engine_or_url, workers)
         self._cancel = threading.Event()
         self._signup_cache = SignupCache()
+        self._steps: list[Step] = []
         self.last_report: SyncReport | None = None
 
     def __repr__(self) -> str:
@@ -306,9 +312,14 @@ class TenantSync:
         """
         check_tenant_names([schema], self.model.shared_schemas)
         cache = None if self.options.verify else self._signup_cache
+        steps = tuple(self._steps)
         trip = None
         if create and cache is not None and not dry_run:
             trip = cache.round_trip(schema, self.model.fingerprint)
+        if trip is not None and steps:
+            # A new tenant's steps, recorded in its one round trip, unless one must run.
+            runs = any(step.on_signup == "run" for step in steps)
+            trip = None if runs else replace(trip, skipped_steps=tuple(s.name for s in steps))
         job = self._job(
             schema,
             dry_run=dry_run,
@@ -316,10 +327,43 @@ class TenantSync:
             create=create,
             signup_cache=cache,
             run_id=new_run_id(),
+            steps=steps,
         )
         result = sync_one(self.engine, job)
         log_result(result)
         return result
+
+    def step(
+        self,
+        name: str,
+        *,
+        before: ChangeClass | None = "data_dependent",
+        batch_size: int | None = None,
+        on_signup: OnSignup = "skip",
+    ) -> Callable[[StepFunctionT], StepFunctionT]:
+        """Register a data step: a function that runs once in each tenant (a decorator).
+
+        ``fn(conn, tenant)`` runs in a transaction of its own, ``search_path`` set to the
+        tenant, after the changes of the classes below ``before`` (None: after every
+        change) and before the others; the step is recorded in the tenant's history and
+        never runs there again.  With ``batch_size``, it is called until a call returns
+        fewer rows than that, each call committed.  A new tenant records it as done
+        (``on_signup="skip"``) or runs it (``"run"``).  See :mod:`tenant_sync.steps`.
+
+        :raises ConfigurationError: a bad argument, or a name registered already.
+        """
+        new_step(name, print, before, batch_size, on_signup, self._steps)  # checked now
+
+        def register(function: StepFunctionT) -> StepFunctionT:
+            self._steps.append(new_step(name, function, before, batch_size, on_signup, self._steps))
+            return function
+
+        return register
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The data steps registered with :meth:`step`, in the order they run."""
+        return tuple(self._steps)
 
     def history(self, schema: str, limit: int | None = None) -> list[HistoryEntry]:
         """The tenant's history, newest first: one entry per change a sync made in it, written
@@ -384,20 +428,20 @@ class TenantSync:
         settles without a job go straight to ``runner``."""
         for names, shapes in self._chunks(pool, selection):
             selection = self._vet(selection, shapes.shapes, among=names)
-            jobs = []
-            for name in names:
-                settled = selection.skipped(name) or shapes.settled(
-                    name, dry_run, self.options.strict
-                )
-                if settled is not None:
-                    runner.collect(settled)
-                    continue
-                trip = None if dry_run else shapes.round_trip(name, self.model)
-                planned = shapes.planned(name) if dry_run else None
-                jobs.append(
-                    self._job(name, dry_run=dry_run, trip=trip, planned=planned, run_id=run_id)
-                )
-            yield jobs
+            chunk = chunk_jobs(
+                self.engine,
+                self.model,
+                names,
+                shapes,
+                selection,
+                self._steps,
+                dry_run=dry_run,
+                strict=self.options.strict,
+                make_job=functools.partial(self._job, run_id=run_id),
+            )
+            for result in chunk.settled:
+                runner.collect(result)
+            yield chunk.jobs
 
     def _vet(
         self,

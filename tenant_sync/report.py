@@ -74,6 +74,8 @@ class TenantResult:
     :ivar differences: what still differs from the model after this run, in words; empty
         when the tenant equals the model (accepted changes aside).
     :ivar accepted: withheld changes the user accepted (``accept=``): not warned about.
+    :ivar steps: the data steps run in the tenant (see :mod:`tenant_sync.steps`); in a
+        dry run, those that would run.
     """
 
     schema: str
@@ -88,6 +90,7 @@ class TenantResult:
     withheld_classes: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, schema: str, status: Status, changes: Changes, **fields: Any) -> TenantResult:

@@ -2,9 +2,11 @@
 
 A tenant with a :class:`~tenant_sync.fastpath.round_trip.RoundTrip` (its shape's change
 set, or a signup's kept plan) runs it; one without, or whose trip cannot serve, is
-compared alone, in one transaction: set up, lock, plan, apply, record.  Either way the
-transaction commits every change of the tenant or none: any error rolls it back and
-becomes a ``failed`` :class:`~tenant_sync.report.TenantResult`.  Transient errors
+compared alone, in one transaction: set up, lock, plan, apply, record (see
+:mod:`tenant_sync.alone`).  Either way the transaction commits every change of the
+tenant or none: any error rolls it back and becomes a ``failed``
+:class:`~tenant_sync.report.TenantResult`.  A tenant with data steps to run is changed
+in phases around them, each committed (see :mod:`tenant_sync.steps`).  Transient errors
 (connection lost, deadlock, lock timeout, serialization failure) are retried with a
 doubling backoff.
 """
@@ -16,24 +18,20 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from .apply import apply_plan, render_plan
-from .batch import execute_batch
-from .changes import Changes, strict_failure, with_schema_created
+from .alone import Outcome, checked, in_transaction, with_steps
+from .changes import Changes
 from .data_checks import run_checks
 from .engine import unprepared
-from .failures import OperationFailed, TenantFailure, failure_message, transient_reason
+from .failures import OperationFailed, failure_message, transient_reason
 from .fastpath.round_trip import RoundTrip, run_round_trip
 from .fastpath.signup import SignupCache
-from .history import history_statements
 from .model import Model
 from .options import SyncOptions
-from .plan import plan_tenant
-from .report import Status, TenantResult
-from .session import check_schema_access, lock_tenant, set_up_session
-from .sql import quote
-from .version_table import read_version, version_statements
+from .report import TenantResult
+from .session import set_up_session
+from .steps import Step
 
 __all__ = ["TenantJob", "sync_one"]
 
@@ -58,13 +56,12 @@ class TenantJob:
     planned: Changes | None = None
     #: The run the tenant's history entry names (see :mod:`tenant_sync.history`).
     run_id: str = ""
-
-
-@dataclass
-class _Outcome:
-    status: Status
-    changes: Changes
-    error: str | None = None
+    #: The data steps the tenant may have to run, in the order registered (see
+    #: :mod:`tenant_sync.steps`); the tenant's history says which it has done.  In a dry
+    #: run, those it would run.
+    steps: tuple[Step, ...] = ()
+    #: The catalog pass found the tenant equal to the model: only its steps run.
+    up_to_date: bool = False
 
 
 def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
@@ -118,6 +115,7 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
             error=outcome.error,
             duration_s=time.monotonic() - started,
             attempts=attempt,
+            steps=list(outcome.steps),
         )
 
 
@@ -129,7 +127,7 @@ def _as_tried(tried: list[Changes], exc: BaseException) -> Changes:
     return replace(tried[-1], sql=tuple(statements)) if statements else tried[-1]
 
 
-def _attempt(engine: Engine, job: TenantJob, tried: list[Changes]) -> _Outcome:
+def _attempt(engine: Engine, job: TenantJob, tried: list[Changes]) -> Outcome:
     """The tenant's round trip if it has one and it serves, else the tenant compared alone.
 
     In a dry run, a tenant whose changes are known from its shape is only asked,
@@ -141,74 +139,15 @@ def _attempt(engine: Engine, job: TenantJob, tried: list[Changes]) -> _Outcome:
         tried.append(job.trip.changes_run)
         ran = run_round_trip(engine, job.trip, job.options, job.run_id, job.model.fingerprint)
         if ran is not None:
-            return _Outcome("migrated", ran.changes_run)
-    return _in_transaction(engine, job, tried)
+            return Outcome("migrated", ran.changes_run)
+    if job.steps and not job.dry_run:
+        return with_steps(engine, job, tried)
+    return in_transaction(engine, job, tried)
 
 
-def _check_planned(engine: Engine, job: TenantJob, planned: Changes) -> _Outcome:
+def _check_planned(engine: Engine, job: TenantJob, planned: Changes) -> Outcome:
     with engine.connect() as conn, unprepared(conn), conn.begin() as transaction:
         set_up_session(conn, job.schema, job.options.lock_timeout, job.options.statement_timeout)
         failures = run_checks(conn, planned.checks)
         transaction.rollback()
-    return _checked(planned, failures)
-
-
-def _checked(changes: Changes, failures: list[str]) -> _Outcome:
-    if failures:
-        return _Outcome("failed", changes, "; ".join(failures))
-    return _Outcome("planned" if changes.operations else "unchanged", changes)
-
-
-def _in_transaction(engine: Engine, job: TenantJob, tried: list[Changes]) -> _Outcome:
-    with engine.connect() as conn, unprepared(conn):
-        transaction = conn.begin()
-        try:
-            outcome = _sync_in_transaction(conn, job, tried)
-        except BaseException:
-            transaction.rollback()
-            raise
-        if job.dry_run:
-            transaction.rollback()
-        else:
-            transaction.commit()
-        return outcome
-
-
-def _sync_in_transaction(conn: Connection, job: TenantJob, tried: list[Changes]) -> _Outcome:
-    options = job.options
-    lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
-    exists = check_schema_access(conn, job.schema, write=not job.dry_run)
-    if not exists and not job.create:
-        raise TenantFailure(
-            f"schema {job.schema!r} does not exist; create it, or sign it up"
-            " (sync_tenant(name, create=True), or tenant-sync signup NAME)"
-        )
-    if not exists and not job.dry_run:
-        execute_batch(conn, [f"CREATE SCHEMA {quote(job.schema)}"])
-
-    plan = plan_tenant(conn, job.schema, job.model, options)
-    planned = plan.changes(())  # the SQL is known once rendered or run
-    tried.append(planned)
-    if options.strict and planned.differences:
-        raise TenantFailure(strict_failure(planned.differences))
-    keep = not exists and job.signup_cache is not None and plan.reaches_model and not job.dry_run
-    # Rendered before it runs: rendering looks up which enum types exist.
-    signup_sql = render_plan(conn, plan) if keep else None
-    if job.dry_run:
-        changes = plan.changes(render_plan(conn, plan) if plan.operations else [])
-    else:
-        changes = plan.changes(apply_plan(conn, plan) if plan.operations else [])
-    if not exists:
-        changes = with_schema_created(job.schema, changes)
-    if job.dry_run:
-        return _checked(changes, run_checks(conn, changes.checks) if exists else [])
-    if job.signup_cache is not None and signup_sql is not None:
-        job.signup_cache.remember(plan.changes(signup_sql))
-    if changes.sql:
-        execute_batch(
-            conn, history_statements(job.schema, job.run_id, job.model.fingerprint, changes)
-        )
-    if plan.reaches_model and read_version(plan.context) != job.model.fingerprint:
-        statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
-        execute_batch(conn, statements)
-    return _Outcome("migrated" if changes.operations else "unchanged", changes)
+    return checked(planned, failures, tuple(step.name for step in job.steps))

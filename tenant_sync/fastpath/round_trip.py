@@ -18,11 +18,12 @@ from sqlalchemy.engine import Engine
 from ..batch import run_transaction
 from ..changes import Changes, with_schema_created
 from ..failures import DUPLICATE_SCHEMA, SHAPE_CHANGED, failure_message, sqlstate, transient_reason
-from ..history import history_statements
+from ..history import history_statements, step_statements
 from ..options import SyncOptions
 from ..plan import ignored_tables
 from ..session import lock_statement
 from ..sql import quote
+from ..steps import SKIPPED_AT_SIGNUP
 from ..version_table import version_statements
 from .catalog import Shape, recheck_statement
 
@@ -46,6 +47,8 @@ class RoundTrip:
     changes: Changes
     version: str | None
     creates_schema: bool = False
+    #: Data steps a signup records as done without running them (``on_signup="skip"``).
+    skipped_steps: tuple[str, ...] = ()
 
     @property
     def changes_run(self) -> Changes:
@@ -90,6 +93,9 @@ def run_round_trip(
     try:
         ran = trip.changes_run
         history = history_statements(trip.schema, run_id, model_fingerprint, ran) if ran.sql else []
+        for step in trip.skipped_steps:
+            words = SKIPPED_AT_SIGNUP
+            history += step_statements(trip.schema, run_id, model_fingerprint, step, words)
         run_transaction(engine, trip.statements(options) + history)
     except sa.exc.DBAPIError as exc:
         if transient_reason(exc):

@@ -23,7 +23,10 @@ def format_history(schema: str, entries: Sequence[HistoryEntry], with_sql: bool 
     its SQL, else the SQL's digest."""
     if not entries:
         return f"{printable(schema)}: no change recorded\n"
-    count = f"{len(entries)} change" + ("" if len(entries) == 1 else "s")
+    steps = sum(entry.step is not None for entry in entries)
+    count = _count(len(entries) - steps, "change")
+    if steps:
+        count = f"{count} and {_count(steps, 'data step')}"
     lines = [f"{printable(schema)}: {count} recorded, newest first"]
     for entry in entries:
         lines.append(
@@ -31,8 +34,14 @@ def format_history(schema: str, entries: Sequence[HistoryEntry], with_sql: bool 
             f"  {format_duration(entry.duration_s)}"
         )
         lines += [f"  {printable(operation)}" for operation in entry.operations]
+        if entry.step is not None:
+            continue  # a data step's entry: no SQL of tenant_sync's
         statements = f"{len(entry.sql)} statement" + ("" if len(entry.sql) == 1 else "s")
         lines.append(f"  sql sha256 {entry.sql_digest[:16]}  ({statements})")
         if with_sql:
             lines += ["    " + line for line in format_sql(entry.sql).splitlines()]
     return "\n".join(lines) + "\n"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")

@@ -168,6 +168,7 @@ def format_tenant_detail(result: TenantResult, with_sql: bool = False) -> str:
             "Operations",
             [f"[{c}] {op}" if c else op for op, c in zip(result.operations, classes, strict=False)],
         ),
+        ("Data steps", result.steps),
         ("Still differs", result.differences),
         ("Withheld", result.withheld),
         ("Accepted", result.accepted),

@@ -32,6 +32,7 @@
   const bySchema = new Map(results.map((r, i) => [r.schema, i]));
   const haystacks = results.map((r) =>
     [r.schema, r.error || "", ...r.operations, ...r.withheld, ...(r.differences || []),
+      ...(r.steps || []),
       ...(r.classes || []), ...(r.withheld_classes || [])].join("\n").toLowerCase());
 
   // "tenant_9" before "tenant_10", without a collator call per comparison.
@@ -149,6 +150,10 @@
       section("Withheld (class not allowed)", list(r.withheld, r.withheld_classes)),
       section(report.dry_run ? "SQL that would run" : "SQL run", sql(r.sql)));
     if (r.accepted && r.accepted.length) td.append(section("Accepted", list(r.accepted)));
+    if (r.steps && r.steps.length) {
+      td.append(section(report.dry_run ? "Data steps that would run" : "Data steps run",
+        list(r.steps)));
+    }
     tr.append(td);
     details.set(i, tr);
     return tr;

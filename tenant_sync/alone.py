@@ -1,0 +1,308 @@
+"""A tenant compared alone: in one transaction, or in phases around its data steps.
+
+A tenant with no data step to run is set up, locked, planned, changed and recorded in
+one transaction (:func:`in_transaction`).  One with steps to run (see
+:mod:`tenant_sync.steps`) is changed in phases: the changes of the classes below the
+first step's ``before``, committed; each step of that rank, in transactions of its own;
+the next rank's changes; and so on, the rest of the changes last.  Every phase plans
+the tenant anew from the catalog, and every step asks the tenant's history whether it
+is done, under the tenant's lock: a rerun after a failure, a crash or a concurrent run
+goes on from where the tenant is.  A new tenant (no model table yet) is built, and its
+steps run or recorded (``on_signup``), in one transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from alembic.operations import ops
+from sqlalchemy.engine import Connection, Engine
+
+from .apply import apply_plan, render_plan
+from .batch import execute_batch
+from .changes import Changes, strict_failure, with_schema_created
+from .classes import CHANGE_CLASSES, classify
+from .data_checks import run_checks
+from .engine import unprepared
+from .failures import TenantFailure, failure_message, transient_reason
+from .history import done_steps, history_statements, step_statements
+from .plan import plan_tenant
+from .report import Status
+from .session import check_schema_access, lock_tenant
+from .sql import quote
+from .steps import SKIPPED_AT_SIGNUP, Step, StepTenant, pending_steps
+from .version_table import read_version, version_statements
+
+if TYPE_CHECKING:
+    from .tenant import TenantJob
+
+__all__ = ["Outcome", "checked", "in_transaction", "with_steps"]
+
+
+@dataclass
+class Outcome:
+    """How one attempt at a tenant ended: its status, its changes, the steps it ran."""
+
+    status: Status
+    changes: Changes
+    error: str | None = None
+    steps: tuple[str, ...] = ()
+    #: The tenant was new: built, and its steps run or recorded, in this one transaction.
+    built: bool = False
+
+
+def checked(changes: Changes, failures: list[str], steps: tuple[str, ...] = ()) -> Outcome:
+    """A dry run's outcome: failed if a data check failed, else planned or unchanged."""
+    if failures:
+        return Outcome("failed", changes, "; ".join(failures), steps)
+    return Outcome("planned" if changes.operations or steps else "unchanged", changes, None, steps)
+
+
+def in_transaction(
+    engine: Engine, job: TenantJob, tried: list[Changes], until: int | None = None
+) -> Outcome:
+    """Compare the tenant with the model and change it, in one transaction; with
+    ``until``, only the changes whose class ranks below it (see :data:`CHANGE_CLASSES`)."""
+    with engine.connect() as conn, unprepared(conn):
+        transaction = conn.begin()
+        try:
+            outcome = _sync_in_transaction(conn, job, tried, until)
+        except BaseException:
+            transaction.rollback()
+            raise
+        if job.dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+        return outcome
+
+
+def with_steps(engine: Engine, job: TenantJob, tried: list[Changes]) -> Outcome:
+    """Change the tenant in phases around its data steps (see the module's documentation).
+
+    A failure after a phase or a step committed is an outcome, ``failed``, that says what
+    stays committed; a transient error is raised, to be retried from the catalog's state.
+    """
+    committed: list[Outcome] = []
+    try:
+        for rank, steps in itertools.groupby(sorted(job.steps, key=_rank), key=_rank):
+            if not job.up_to_date:
+                outcome = in_transaction(engine, job, tried, until=rank)
+                committed.append(outcome)
+                if outcome.built:
+                    return outcome
+            for step in steps:
+                if _run_step(engine, job, step):
+                    committed.append(Outcome("migrated", Changes(), steps=(step.name,)))
+        if not job.up_to_date:
+            committed.append(in_transaction(engine, job, tried))
+    except Exception as exc:
+        if transient_reason(exc):
+            raise
+        return Outcome("failed", _merged(committed), _failure(exc, committed), _ran(committed))
+    changes = _merged(committed)
+    ran = _ran(committed)
+    return Outcome("migrated" if changes.operations or ran else "unchanged", changes, None, ran)
+
+
+def _sync_in_transaction(
+    conn: Connection, job: TenantJob, tried: list[Changes], until: int | None
+) -> Outcome:
+    options = job.options
+    lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
+    exists = check_schema_access(conn, job.schema, write=not job.dry_run)
+    if not exists and not job.create:
+        raise TenantFailure(
+            f"schema {job.schema!r} does not exist; create it, or sign it up"
+            " (sync_tenant(name, create=True), or tenant-sync signup NAME)"
+        )
+    if not exists and not job.dry_run:
+        execute_batch(conn, [f"CREATE SCHEMA {quote(job.schema)}"])
+    new = job.steps != () and not (exists and _has_model_tables(conn, job))
+    steps = pending_steps(job.steps, done_steps(conn, job.schema) if exists else (), new=False)
+
+    plan = plan_tenant(conn, job.schema, job.model, options)
+    if steps and not new:
+        plan = replace(plan, operations=tuple(_split_not_null_adds(plan.operations)))
+    planned = plan.changes(())  # the SQL is known once rendered or run
+    tried.append(planned)
+    if options.strict and planned.differences:
+        raise TenantFailure(strict_failure(planned.differences))
+    if until is not None and not new and not job.dry_run:
+        plan = replace(plan, operations=tuple(_ranked_below(plan.operations, until)))
+    keep = not exists and job.signup_cache is not None and plan.reaches_model and not job.dry_run
+    # Rendered before it runs: rendering looks up which enum types exist.
+    signup_sql = render_plan(conn, plan) if keep and not steps else None
+    if job.dry_run:
+        changes = plan.changes(render_plan(conn, plan) if plan.operations else [])
+    else:
+        changes = plan.changes(apply_plan(conn, plan) if plan.operations else [])
+    if not exists:
+        changes = with_schema_created(job.schema, changes)
+    if job.dry_run:
+        listed = tuple(step.name for step in pending_steps(steps, (), new))
+        return checked(changes, run_checks(conn, changes.checks) if exists else [], listed)
+    if job.signup_cache is not None and signup_sql is not None:
+        job.signup_cache.remember(plan.changes(signup_sql))
+    if changes.sql:
+        execute_batch(
+            conn, history_statements(job.schema, job.run_id, job.model.fingerprint, changes)
+        )
+    ran = _run_at_signup(conn, job, steps) if new else ()
+    final = until is None or new
+    if final and plan.reaches_model and read_version(plan.context) != job.model.fingerprint:
+        statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
+        execute_batch(conn, statements)
+    status: Status = "migrated" if changes.operations or ran else "unchanged"
+    return Outcome(status, changes, steps=ran, built=new)
+
+
+def _run_at_signup(conn: Connection, job: TenantJob, steps: tuple[Step, ...]) -> tuple[str, ...]:
+    """Run the ``on_signup="run"`` steps of a new tenant in its transaction, record the
+    others as done without running them; the names of those that ran."""
+    ran = []
+    for step in steps:
+        if step.on_signup == "run":
+            batch = 0
+            while not _call(step, conn, StepTenant(job.schema, step.batch_size, batch, new=True)):
+                batch += 1
+            words = "ran at signup"
+            ran.append(step.name)
+        else:
+            words = SKIPPED_AT_SIGNUP
+        record = step_statements(job.schema, job.run_id, job.model.fingerprint, step.name, words)
+        execute_batch(conn, record)
+    return tuple(ran)
+
+
+def _run_step(engine: Engine, job: TenantJob, step: Step) -> bool:
+    """Run ``step`` in the tenant, a transaction per call; False if it was done already."""
+    started = time.monotonic()
+    batch = 0
+    while True:
+        if job.cancel.is_set():
+            raise TenantFailure(
+                f"step {step.name!r} stopped after {batch} batches: run cancelled;"
+                " a rerun goes on with it"
+            )
+        with engine.connect() as conn, unprepared(conn), conn.begin():
+            options = job.options
+            lock_tenant(conn, job.schema, options.lock_timeout, options.statement_timeout)
+            if step.name in done_steps(conn, job.schema):
+                return False  # another run did it meanwhile
+            finished = _call(step, conn, StepTenant(job.schema, step.batch_size, batch))
+            batch += 1
+            if finished:
+                words = f"ran in {time.monotonic() - started:.2f} s" + (
+                    f", {batch} batches of up to {step.batch_size:,} rows"
+                    if step.batch_size is not None
+                    else ""
+                )
+                record = step_statements(
+                    job.schema, job.run_id, job.model.fingerprint, step.name, words
+                )
+                execute_batch(conn, record)
+                return True
+
+
+def _call(step: Step, conn: Connection, tenant: StepTenant) -> bool:
+    """Call the step's function once; True if that was its last call.  Any error it
+    raises names the step."""
+    try:
+        returned = step.function(conn, tenant)
+        if not conn.in_transaction():
+            raise RuntimeError("it ended its transaction; a step must not commit or roll back")
+        return step.finished(returned)
+    except Exception as exc:
+        if transient_reason(exc):
+            raise
+        raise TenantFailure(f"step {step.name!r} failed: {failure_message(exc)}") from exc
+
+
+def _has_model_tables(conn: Connection, job: TenantJob) -> bool:
+    return bool(
+        conn.execute(
+            sa.text(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = :schema AND c.relname = ANY(CAST(:tables AS text[])))"
+            ),
+            {"schema": job.schema, "tables": sorted(job.model.tenant_table_names)},
+        ).scalar_one()
+    )
+
+
+def _split_not_null_adds(
+    operations: Iterable[ops.MigrateOperation],
+) -> Iterator[ops.MigrateOperation]:
+    """Each NOT NULL column added without a default, added nullable then set NOT NULL,
+    so that a step between the two can fill it."""
+    for op in operations:
+        if not isinstance(op, ops.AddColumnOp) or not _fillable(op.column):
+            yield op
+            continue
+        nullable = op.column._copy()
+        nullable.nullable = True
+        yield ops.AddColumnOp(op.table_name, nullable, schema=op.schema)
+        yield ops.AlterColumnOp(
+            op.table_name,
+            op.column.name,
+            schema=op.schema,
+            modify_nullable=False,
+            existing_type=op.column.type,
+            existing_nullable=True,
+        )
+
+
+def _fillable(column: sa.Column[Any]) -> bool:
+    """A NOT NULL column that is added empty: no default, no identity, not generated."""
+    return not (
+        column.nullable
+        or column.server_default is not None
+        or column.primary_key
+        or column.identity is not None
+        or column.computed is not None
+    )
+
+
+def _ranked_below(
+    operations: Iterable[ops.MigrateOperation], rank: int
+) -> Iterator[ops.MigrateOperation]:
+    return (op for op in operations if CHANGE_CLASSES.index(classify(op)) < rank)
+
+
+def _rank(step: Step) -> int:
+    return step.rank
+
+
+def _ran(outcomes: list[Outcome]) -> tuple[str, ...]:
+    return tuple(name for outcome in outcomes for name in outcome.steps)
+
+
+def _merged(outcomes: list[Outcome]) -> Changes:
+    """The changes of every phase that committed, in order; what still differs, from the last."""
+    phases = [outcome.changes for outcome in outcomes]
+    if not phases:
+        return Changes()
+    return replace(
+        phases[-1],
+        operations=tuple(words for changes in phases for words in changes.operations),
+        classes=tuple(change_class for changes in phases for change_class in changes.classes),
+        sql=tuple(statement for changes in phases for statement in changes.sql),
+    )
+
+
+def _failure(exc: BaseException, committed: list[Outcome]) -> str:
+    message = failure_message(exc)
+    operations = sum(len(outcome.changes.operations) for outcome in committed)
+    ran = _ran(committed)
+    if not operations and not ran:
+        return message
+    done = [f"{operations} change{'s' if operations != 1 else ''}"] if operations else []
+    done += [f"step {name!r}" for name in ran]
+    return f"{message} (committed before it: {', '.join(done)}; a rerun goes on from there)"

@@ -1,0 +1,110 @@
+"""What each tenant of a chunk of the catalog pass needs: a result at once, or a job.
+
+:func:`chunk_jobs` is the step of :meth:`~tenant_sync.TenantSync.sync_all` between the
+pass and the workers.  A tenant its shape settles (up to date; planned, in a dry run;
+failed by ``strict``), or one that looks like no tenant, gets its result without a job;
+every other tenant gets a :class:`~tenant_sync.tenant.TenantJob`: its shape's round trip,
+a dry run's data checks, or a comparison alone.  A tenant with data steps to run (see
+:mod:`tenant_sync.steps`, asked of every chunk's histories in a few queries) gets a job
+that runs them, even when its shape is up to date; in a dry run, its result lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from .changes import Changes
+from .classes import CHANGE_CLASSES
+from .fastpath.by_shape import TenantShapes
+from .model import Model
+from .report import TenantResult
+from .selection import Selection
+from .steps import Step, done_steps_of, pending_steps
+from .tenant import TenantJob
+
+__all__ = ["ChunkJobs", "chunk_jobs"]
+
+
+@dataclass
+class ChunkJobs:
+    """One chunk's tenants: those settled without a job, and the jobs of the others."""
+
+    settled: list[TenantResult]
+    jobs: list[TenantJob]
+
+
+def chunk_jobs(
+    engine: Engine,
+    model: Model,
+    names: Sequence[str],
+    shapes: TenantShapes,
+    selection: Selection,
+    steps: Sequence[Step],
+    *,
+    dry_run: bool,
+    strict: bool,
+    make_job: Callable[..., TenantJob],
+) -> ChunkJobs:
+    """The results and jobs of the chunk's tenants ``names`` (see the module's documentation)."""
+    pending = _pending(engine, model, names, shapes, steps, dry_run) if steps else {}
+    chunk = ChunkJobs([], [])
+    for name in names:
+        settled = selection.skipped(name) or shapes.settled(name, dry_run, strict)
+        to_run = pending.get(name, ())
+        if settled is not None and (not to_run or settled.status in ("failed", "skipped")):
+            chunk.settled.append(settled)
+            continue
+        if settled is not None and dry_run:
+            chunk.settled.append(_listing(settled, to_run))
+            continue
+        trip = None if dry_run or to_run else shapes.round_trip(name, model)
+        planned = shapes.planned(name) if dry_run else None
+        if planned is not None and to_run:
+            planned = checked_before(planned, to_run)
+        fields: dict[str, Any] = {"steps": to_run, "up_to_date": settled is not None}
+        chunk.jobs.append(make_job(name, dry_run=dry_run, trip=trip, planned=planned, **fields))
+    return chunk
+
+
+def checked_before(changes: Changes, steps: Sequence[Step]) -> Changes:
+    """``changes`` with only the data checks of the changes that run before the first of
+    ``steps``: a step may change the rows the later ones depend on."""
+    first = min(step.rank for step in steps)
+    class_of = dict(zip(changes.operations, changes.classes, strict=True))
+    checks = tuple(
+        check
+        for check in changes.checks
+        if CHANGE_CLASSES.index(class_of.get(check.operation, "safe")) < first
+    )
+    return replace(changes, checks=checks)
+
+
+def _pending(
+    engine: Engine,
+    model: Model,
+    names: Sequence[str],
+    shapes: TenantShapes,
+    steps: Sequence[Step],
+    dry_run: bool,
+) -> dict[str, tuple[Step, ...]]:
+    """Each tenant's steps not done; in a dry run, those it would run (a new tenant runs
+    only its ``on_signup="run"`` steps)."""
+    done = done_steps_of(engine, names)
+    pending = {}
+    for name in names:
+        shape = shapes.shapes.get(name)
+        new = dry_run and shape is not None and not set(shape.relations) & model.tenant_table_names
+        to_run = pending_steps(steps, done.get(name, ()), new)
+        if to_run:
+            pending[name] = to_run
+    return pending
+
+
+def _listing(result: TenantResult, steps: Sequence[Step]) -> TenantResult:
+    """A dry run's settled result, with the steps that would run."""
+    status = "planned" if result.status == "unchanged" else result.status
+    return replace(result, status=status, steps=[step.name for step in steps])
