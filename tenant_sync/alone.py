@@ -123,8 +123,11 @@ def _sync_in_transaction(
         )
     if not exists and not job.dry_run:
         execute_batch(conn, [f"CREATE SCHEMA {quote(job.schema)}"])
-    new = job.steps != () and not (exists and _has_model_tables(conn, job))
-    steps = pending_steps(job.steps, done_steps(conn, job.schema) if exists else (), new=False)
+    steps: tuple[Step, ...] = ()
+    new = False
+    if job.steps:  # asked only then: a role may lack the right to read the history
+        new = not (exists and _has_model_tables(conn, job))
+        steps = pending_steps(job.steps, done_steps(conn, job.schema) if exists else (), False)
 
     plan = plan_tenant(conn, job.schema, job.model, options)
     if steps and not new:
