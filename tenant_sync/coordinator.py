@@ -8,11 +8,10 @@ thread.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -31,22 +30,20 @@ from .discovery import (
     select_tenants,
 )
 from .engine import connect, make_engine, masked_url, usable_workers
-from .fastpath.by_shape import TenantShapes, pass_chunks
-from .fastpath.catalog import Shape
+from .fastpath.by_shape import TenantShapes
 from .fastpath.signup import SignupCache
 from .history import HistoryEntry, read_history
-from .jobs import chunk_jobs
+from .jobs import RunJobs
 from .model import Model
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
-from .plan import ignored_tables
 from .renames import obsolete_hints
 from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info, new_run_id
 from .runner import JobRunner, log_result, not_started, warn_differences
-from .selection import Selection, vet
+from .selection import Selection
 from .steps import OnSignup, Step, StepFunction, new_step
-from .tenant import TenantJob, sync_one
+from .tenant import sync_one
 from .waves import (
     FailureLimit,
     OrderSpec,
@@ -158,6 +155,9 @@ class TenantSync:
         self._cancel = threading.Event()
         self._signup_cache = SignupCache()
         self._steps: list[Step] = []
+        self._jobs = RunJobs(
+            self.engine, self.model, self.options, self._steps, self._cancel, self._usable_workers
+        )
         self.last_report: SyncReport | None = None
 
     def __repr__(self) -> str:
@@ -184,7 +184,7 @@ class TenantSync:
         tables they hold.  Reads the catalog (two queries), changes nothing; raises as
         :meth:`list_tenants` does.
         """
-        return self._vet(self._select(warn=True), {}, warn=False)
+        return self._jobs.vet(self._select(warn=True), {}, warn=False)
 
     def sync_all(
         self,
@@ -246,7 +246,7 @@ class TenantSync:
                     self.engine, pool, self._cancel, results, progress, self.on_result
                 )
                 for number, wave in rollout:
-                    jobs = self._jobs_by_chunk(pool, selection.only(wave), dry_run, runner, run_id)
+                    jobs = self._jobs.by_chunk(pool, selection.only(wave), dry_run, runner, run_id)
                     runner.run(jobs)
                     if rollout.staged:
                         statuses = {name: results[name].status for name in wave if name in results}
@@ -288,8 +288,8 @@ class TenantSync:
         """
         selection = self._select(warn=True)
         with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            shapes = TenantShapes.gathered(self._chunks(pool, selection))
-        selection = self._vet(selection, shapes.shapes)
+            shapes = TenantShapes.gathered(self._jobs.chunks(pool, selection))
+        selection = self._jobs.vet(selection, shapes.shapes)
         tenants = len(selection.names) - len(selection.not_tenants)
         if tenants and len(shapes.changes) == tenants:  # every tenant's plan is known
             for hint in obsolete_hints(self.model.metadata, shapes.planned_words()):
@@ -315,12 +315,8 @@ class TenantSync:
         steps = tuple(self._steps)
         trip = None
         if create and cache is not None and not dry_run:
-            trip = cache.round_trip(schema, self.model.fingerprint)
-        if trip is not None and steps:
-            # A new tenant's steps, recorded in its one round trip, unless one must run.
-            runs = any(step.on_signup == "run" for step in steps)
-            trip = None if runs else replace(trip, skipped_steps=tuple(s.name for s in steps))
-        job = self._job(
+            trip = cache.round_trip(schema, self.model.fingerprint, steps)
+        job = self._jobs.job(
             schema,
             dry_run=dry_run,
             trip=trip,
@@ -398,9 +394,6 @@ class TenantSync:
     ) -> None:
         self.close()
 
-    def _job(self, schema: str, **fields: Any) -> TenantJob:
-        return TenantJob(schema, self.model, self.options, cancel=self._cancel, **fields)
-
     def _select(self, warn: bool = False) -> Selection:
         """The selection; with ``warn``, each item that selects nothing named in a warning."""
         with connect(self.engine) as conn, conn.begin():
@@ -408,53 +401,6 @@ class TenantSync:
         for words in selection.unmatched if warn else ():
             log.warning("%s", words)
         return selection
-
-    def _chunks(
-        self, pool: ThreadPoolExecutor, selection: Selection
-    ) -> Iterable[tuple[list[str], TenantShapes]]:
-        workers = self._usable_workers()
-        return pass_chunks(self.engine, selection, self.model, self.options, pool, workers)
-
-    def _jobs_by_chunk(
-        self,
-        pool: ThreadPoolExecutor,
-        selection: Selection,
-        dry_run: bool,
-        runner: JobRunner,
-        run_id: str,
-    ) -> Iterator[list[TenantJob]]:
-        """The jobs of each chunk of the catalog pass, as it comes (see
-        :func:`~tenant_sync.fastpath.by_shape.stream_by_shape`); the tenants a chunk
-        settles without a job go straight to ``runner``."""
-        for names, shapes in self._chunks(pool, selection):
-            selection = self._vet(selection, shapes.shapes, among=names)
-            chunk = chunk_jobs(
-                self.engine,
-                self.model,
-                names,
-                shapes,
-                selection,
-                self._steps,
-                dry_run=dry_run,
-                strict=self.options.strict,
-                make_job=functools.partial(self._job, run_id=run_id),
-            )
-            for result in chunk.settled:
-                runner.collect(result)
-            yield chunk.jobs
-
-    def _vet(
-        self,
-        selection: Selection,
-        read: dict[str, Shape],
-        warn: bool = True,
-        among: Collection[str] | None = None,
-    ) -> Selection:
-        """``selection`` with the non-tenants of ``among`` (default: all), each new one
-        named in a warning if ``warn``."""
-        relations = {name: shape.relations for name, shape in read.items()}
-        ignored, tables = ignored_tables(self.options), self.model.tenant_table_names
-        return vet(self.engine, selection, relations, tables, ignored, among, warn)
 
     def _usable_workers(self) -> int:
         return usable_workers(self.engine, self._owns_engine, self.options.workers)

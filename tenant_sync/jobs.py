@@ -1,6 +1,7 @@
 """What each tenant of a chunk of the catalog pass needs: a result at once, or a job.
 
-:func:`chunk_jobs` is the step of :meth:`~tenant_sync.TenantSync.sync_all` between the
+:class:`RunJobs` is what :class:`~tenant_sync.TenantSync` makes its jobs with;
+:func:`chunk_jobs`, the step of :meth:`~tenant_sync.TenantSync.sync_all` between the
 pass and the workers.  A tenant its shape settles (up to date; planned, in a dry run;
 failed by ``strict``), or one that looks like no tenant, gets its result without a job;
 every other tenant gets a :class:`~tenant_sync.tenant.TenantJob`: its shape's round trip,
@@ -11,7 +12,10 @@ that runs them, even when its shape is up to date; in a dry run, its result list
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,14 +23,87 @@ from sqlalchemy.engine import Engine
 
 from .changes import Changes
 from .classes import CHANGE_CLASSES
-from .fastpath.by_shape import TenantShapes
+from .fastpath.by_shape import TenantShapes, pass_chunks
+from .fastpath.catalog import Shape
 from .model import Model
+from .options import SyncOptions
+from .plan import ignored_tables
 from .report import TenantResult
-from .selection import Selection
+from .runner import JobRunner
+from .selection import Selection, vet
 from .steps import Step, done_steps_of, pending_steps
 from .tenant import TenantJob
 
-__all__ = ["ChunkJobs", "chunk_jobs"]
+__all__ = ["ChunkJobs", "RunJobs", "chunk_jobs"]
+
+
+@dataclass(frozen=True)
+class RunJobs:
+    """What a :class:`~tenant_sync.TenantSync` run makes its jobs with: the catalog pass's
+    chunks, the vetting of non-tenants, and each chunk's results and jobs.
+
+    ``steps`` is the TenantSync's own list, which :meth:`~tenant_sync.TenantSync.step`
+    appends to; ``workers`` says how many workers the engine can serve.
+    """
+
+    engine: Engine
+    model: Model
+    options: SyncOptions
+    steps: list[Step]
+    cancel: threading.Event
+    workers: Callable[[], int]
+
+    def job(self, schema: str, **fields: Any) -> TenantJob:
+        """The job of one tenant, with the run's model, options and cancel event."""
+        return TenantJob(schema, self.model, self.options, cancel=self.cancel, **fields)
+
+    def chunks(
+        self, pool: ThreadPoolExecutor, selection: Selection
+    ) -> Iterable[tuple[list[str], TenantShapes]]:
+        """The catalog pass over ``selection``, chunk by chunk (see
+        :func:`~tenant_sync.fastpath.by_shape.pass_chunks`)."""
+        return pass_chunks(self.engine, selection, self.model, self.options, pool, self.workers())
+
+    def by_chunk(
+        self,
+        pool: ThreadPoolExecutor,
+        selection: Selection,
+        dry_run: bool,
+        runner: JobRunner,
+        run_id: str,
+    ) -> Iterator[list[TenantJob]]:
+        """The jobs of each chunk of the catalog pass, as it comes (see
+        :func:`~tenant_sync.fastpath.by_shape.stream_by_shape`); the tenants a chunk
+        settles without a job go straight to ``runner``."""
+        for names, shapes in self.chunks(pool, selection):
+            selection = self.vet(selection, shapes.shapes, among=names)
+            chunk = chunk_jobs(
+                self.engine,
+                self.model,
+                names,
+                shapes,
+                selection,
+                self.steps,
+                dry_run=dry_run,
+                strict=self.options.strict,
+                make_job=functools.partial(self.job, run_id=run_id),
+            )
+            for result in chunk.settled:
+                runner.collect(result)
+            yield chunk.jobs
+
+    def vet(
+        self,
+        selection: Selection,
+        read: dict[str, Shape],
+        warn: bool = True,
+        among: Collection[str] | None = None,
+    ) -> Selection:
+        """``selection`` with the non-tenants of ``among`` (default: all), each new one
+        named in a warning if ``warn``."""
+        relations = {name: shape.relations for name, shape in read.items()}
+        ignored, tables = ignored_tables(self.options), self.model.tenant_table_names
+        return vet(self.engine, selection, relations, tables, ignored, among, warn)
 
 
 @dataclass

@@ -17,8 +17,10 @@ plans afresh what is kept).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from ..changes import Changes
+from ..steps import Step
 from .catalog import EMPTY_SCHEMA
 from .round_trip import RoundTrip
 
@@ -42,10 +44,17 @@ class SignupCache:
         with self._lock:
             self._kept = changes
 
-    def round_trip(self, schema: str, fingerprint: str) -> RoundTrip | None:
-        """The trip that creates and builds ``schema`` from the kept plan, if one is kept."""
+    def round_trip(
+        self, schema: str, fingerprint: str, steps: Sequence[Step] = ()
+    ) -> RoundTrip | None:
+        """The trip that creates and builds ``schema`` from the kept plan, if one is kept,
+        and records ``steps`` as done; None if one of them runs at signup (the trip runs
+        SQL only: such a signup is built by a comparison, its steps in its transaction)."""
         with self._lock:
             kept = self._kept
-        if kept is None:
+        if kept is None or any(step.on_signup == "run" for step in steps):
             return None
-        return RoundTrip(schema, EMPTY_SCHEMA, kept, version=fingerprint, creates_schema=True)
+        skipped = tuple(step.name for step in steps)
+        return RoundTrip(
+            schema, EMPTY_SCHEMA, kept, fingerprint, creates_schema=True, skipped_steps=skipped
+        )
