@@ -31,7 +31,8 @@ from .data_checks import run_checks
 from .engine import unprepared
 from .failures import TenantFailure, failure_message, transient_reason
 from .history import done_steps, history_statements, step_statements
-from .plan import plan_tenant
+from .online import OnlineStep, big_tables, run_phase2, split_online, tenant_types
+from .plan import Plan, plan_tenant
 from .report import Status
 from .session import check_schema_access, lock_tenant
 from .sql import quote
@@ -54,6 +55,11 @@ class Outcome:
     steps: tuple[str, ...] = ()
     #: The tenant was new: built, and its steps run or recorded, in this one transaction.
     built: bool = False
+    #: The phase-2 steps of the online path, each with its state (see
+    #: :mod:`tenant_sync.online`).
+    online: tuple[str, ...] = ()
+    #: The phase-2 steps still to run once the transaction has committed.
+    phase2: tuple[OnlineStep, ...] = ()
 
 
 def checked(changes: Changes, failures: list[str], steps: tuple[str, ...] = ()) -> Outcome:
@@ -79,7 +85,26 @@ def in_transaction(
             transaction.rollback()
         else:
             transaction.commit()
-        return outcome
+    if outcome.phase2:
+        return _after_commit(engine, job, outcome)
+    return outcome
+
+
+def _after_commit(engine: Engine, job: TenantJob, outcome: Outcome) -> Outcome:
+    """Run the online path's phase 2; ``partial`` unless every step is done."""
+    ran = run_phase2(engine, job, outcome.phase2, outcome.changes.reaches_model)
+    done = tuple(step.step.sql for step in ran if step.state == "done")
+    changes = replace(outcome.changes, sql=(*outcome.changes.sql, *done))
+    finished = all(step.state == "done" for step in ran)
+    errors = [f"{step.step.words}: {step.error}" for step in ran if step.error]
+    return replace(
+        outcome,
+        status=outcome.status if finished else "partial",
+        changes=changes,
+        error=None if finished else "online step not finished: " + "; ".join(errors),
+        online=tuple(step.line() for step in ran),
+        phase2=(),
+    )
 
 
 def with_steps(engine: Engine, job: TenantJob, tried: list[Changes]) -> Outcome:
@@ -138,18 +163,27 @@ def _sync_in_transaction(
         raise TenantFailure(strict_failure(planned.differences))
     if until is not None and not new and not job.dry_run:
         plan = replace(plan, operations=tuple(_ranked_below(plan.operations, until)))
+    words = plan  # what the result says: the operations as planned, online or not
+    phase2: tuple[OnlineStep, ...] = ()
+    if exists and not new and plan.operations:
+        plan, phase2, absorbed = _online(conn, job, plan)
+        words = replace(
+            words, operations=tuple(op for op in words.operations if op not in absorbed)
+        )
     keep = not exists and job.signup_cache is not None and plan.reaches_model and not job.dry_run
     # Rendered before it runs: rendering looks up which enum types exist.
     signup_sql = render_plan(conn, plan) if keep and not steps else None
     if job.dry_run:
-        changes = plan.changes(render_plan(conn, plan) if plan.operations else [])
+        changes = words.changes(render_plan(conn, plan) if plan.operations else [])
+        changes = replace(changes, sql=(*changes.sql, *(step.sql for step in phase2)))
     else:
-        changes = plan.changes(apply_plan(conn, plan) if plan.operations else [])
+        changes = words.changes(apply_plan(conn, plan) if plan.operations else [])
     if not exists:
         changes = with_schema_created(job.schema, changes)
     if job.dry_run:
         listed = tuple(step.name for step in pending_steps(steps, (), new))
-        return checked(changes, run_checks(conn, changes.checks) if exists else [], listed)
+        outcome = checked(changes, run_checks(conn, changes.checks) if exists else [], listed)
+        return replace(outcome, online=tuple(f"{step.words}: planned" for step in phase2))
     if job.signup_cache is not None and signup_sql is not None:
         job.signup_cache.remember(plan.changes(signup_sql))
     if changes.sql:
@@ -157,12 +191,30 @@ def _sync_in_transaction(
             conn, history_statements(job.schema, job.run_id, job.model.fingerprint, changes)
         )
     ran = _run_at_signup(conn, job, steps) if new else ()
-    final = until is None or new
+    final = (until is None or new) and not phase2
     if final and plan.reaches_model and read_version(plan.context) != job.model.fingerprint:
         statements = version_statements(job.schema, options.version_table, job.model.fingerprint)
         execute_batch(conn, statements)
     status: Status = "migrated" if changes.operations or ran else "unchanged"
-    return Outcome(status, changes, steps=ran, built=new)
+    return Outcome(status, changes, steps=ran, built=new, phase2=phase2)
+
+
+def _online(
+    conn: Connection, job: TenantJob, plan: Plan
+) -> tuple[Plan, tuple[OnlineStep, ...], tuple[ops.MigrateOperation, ...]]:
+    """The plan's phase 1, its phase 2 on the tenant's big tables and the operations phase
+    2 does itself (see :mod:`tenant_sync.online`); the plan as it is when no table is big."""
+    options = job.options
+    tables = job.online_tables
+    if tables is None:
+        found = big_tables(conn, [job.schema], options.online, options.online_min_rows)
+        tables = found.get(job.schema, frozenset())
+    if not tables:
+        return plan, (), ()
+    first, second, absorbed = split_online(
+        plan.operations, job.schema, tables, tenant_types(job.model)
+    )
+    return replace(plan, operations=first), second, absorbed
 
 
 def _run_at_signup(conn: Connection, job: TenantJob, steps: tuple[Step, ...]) -> tuple[str, ...]:

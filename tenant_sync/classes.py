@@ -26,6 +26,7 @@ from alembic.operations import ops
 from .enum_labels import AddEnumValueOp, RenameEnumValueOp
 from .errors import ConfigurationError
 from .indexes import CreateIndexFromDefinitionOp
+from .not_valid import ValidateConstraintOp
 from .table_renames import RenameTableOp
 
 __all__ = [
@@ -64,6 +65,7 @@ _DATA_DEPENDENT_OPERATIONS = (
     ops.CreateUniqueConstraintOp,
     ops.CreateForeignKeyOp,
     ops.CreateCheckConstraintOp,
+    ValidateConstraintOp,
 )
 
 

@@ -35,6 +35,7 @@ from .fastpath.signup import SignupCache
 from .history import HistoryEntry, read_history
 from .jobs import RunJobs
 from .model import Model
+from .online import OnlineMode
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
 from .renames import obsolete_hints
@@ -99,6 +100,13 @@ class TenantSync:
     :param verify: compare every tenant with the model one by one (Alembic autogenerate
         per tenant) instead of once per distinct structure, and build every signup by a
         comparison instead of from the first signup's plan.  Slower; the result is the same.
+    :param online: how changes to big tables run (see :mod:`tenant_sync.online`):
+        ``"auto"`` (the default) takes the lock-safe path for tables of at least
+        ``online_min_rows`` rows: indexes built ``CONCURRENTLY``, constraints added
+        ``NOT VALID`` and validated after the tenant's transaction, NOT NULL through a
+        validated CHECK; ``"always"`` for every table; ``"never"`` for none.
+    :param online_min_rows: the fewest rows (as ``pg_class`` estimates them) that make a
+        table big for ``online="auto"``.
     :param on_result: called in the calling thread with each TenantResult as it finishes.
     :param model_name: how reports name the model, e.g. ``"myapp.models:Base"``; by
         default found from ``metadata`` (see :mod:`tenant_sync.run_info`).
@@ -131,6 +139,8 @@ class TenantSync:
         retry_backoff: float = 0.2,
         version_table: str = DEFAULT_VERSION_TABLE,
         verify: bool = False,
+        online: OnlineMode = "auto",
+        online_min_rows: int = 100_000,
         on_result: Callable[[TenantResult], object] | None = None,
         model_name: str | None = None,
     ) -> None:
@@ -145,6 +155,8 @@ class TenantSync:
             retry_backoff=retry_backoff,
             version_table=version_table,
             verify=verify,
+            online=online,
+            online_min_rows=online_min_rows,
         )
         self.model = Model(metadata)
         self._model_name = model_name or describe_model(metadata, self.model.metadata)

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
 from .indexes import CreateIndexFromDefinitionOp
+from .not_valid import ValidateConstraintOp
 from .renames import RenameConflictOp
 from .table_renames import RenameTableOp
 
@@ -28,7 +29,8 @@ def describe_operation(op: ops.MigrateOperation) -> str:
         | RenameEnumValueOp
         | CreateIndexFromDefinitionOp
         | RenameConflictOp
-        | RenameTableOp,
+        | RenameTableOp
+        | ValidateConstraintOp,
     ):
         return op.describe()
     if isinstance(op, ops.CreateTableOp):

@@ -23,9 +23,11 @@ from sqlalchemy.engine import Engine
 
 from .changes import Changes
 from .classes import CHANGE_CLASSES
+from .engine import connect
 from .fastpath.by_shape import TenantShapes, pass_chunks
 from .fastpath.catalog import Shape
 from .model import Model
+from .online import big_tables
 from .options import SyncOptions
 from .plan import ignored_tables
 from .report import TenantResult
@@ -90,7 +92,23 @@ class RunJobs:
             )
             for result in chunk.settled:
                 runner.collect(result)
-            yield chunk.jobs
+            yield self.online(chunk.jobs)
+
+    def online(self, jobs: list[TenantJob]) -> list[TenantJob]:
+        """``jobs`` with the tables of each that take the online path (one query): a
+        tenant with any is compared alone, not by its shape's round trip."""
+        options = self.options
+        if options.online == "never" or not jobs:
+            return jobs
+        with connect(self.engine) as conn:
+            schemas = [job.schema for job in jobs]
+            big = big_tables(conn, schemas, options.online, options.online_min_rows)
+        return [
+            replace(job, trip=None, planned=None, online_tables=big[job.schema])
+            if job.schema in big
+            else replace(job, online_tables=frozenset())
+            for job in jobs
+        ]
 
     def vet(
         self,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from .classes import DEFAULT_ALLOWED, AllowSpec
 from .errors import ConfigurationError
 
-__all__ = ["SyncOptions"]
+__all__ = ["OnlineMode", "SyncOptions"]
+
+#: ``online=``: which tables take the online path (see :mod:`tenant_sync.online`).
+OnlineMode = Literal["auto", "always", "never"]
 
 #: The version table tenant_sync keeps in each tenant schema.
 DEFAULT_VERSION_TABLE = "tenant_sync_version"
@@ -36,6 +40,9 @@ class SyncOptions:
     retry_backoff: float = 0.2
     version_table: str = DEFAULT_VERSION_TABLE
     verify: bool = False
+    #: ``auto``, ``always`` or ``never`` (see :mod:`tenant_sync.online`).
+    online: OnlineMode = "auto"
+    online_min_rows: int = 100_000
 
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
@@ -53,6 +60,20 @@ class SyncOptions:
             raise ConfigurationError(
                 f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}",
                 option="retry_backoff",
+            )
+        if self.online not in ("auto", "always", "never"):
+            raise ConfigurationError(
+                f"online must be 'auto', 'always' or 'never', got {self.online!r}",
+                option="online",
+            )
+        if (
+            isinstance(self.online_min_rows, bool)
+            or not isinstance(self.online_min_rows, int)
+            or self.online_min_rows < 0
+        ):
+            raise ConfigurationError(
+                f"online_min_rows must be an integer >= 0, got {self.online_min_rows!r}",
+                option="online_min_rows",
             )
         if not self.version_table or len(self.version_table.encode()) > 63:
             raise ConfigurationError(

@@ -37,10 +37,10 @@ __all__ = [
 #: ``waves`` (a staged run's waves).
 REPORT_FORMAT_VERSION = 1
 
-Status = Literal["migrated", "unchanged", "planned", "failed", "skipped"]
+Status = Literal["migrated", "partial", "unchanged", "planned", "failed", "skipped"]
 
 #: Every status a tenant can end in, in the order summaries list them.
-STATUSES: tuple[Status, ...] = ("migrated", "unchanged", "planned", "failed", "skipped")
+STATUSES: tuple[Status, ...] = ("migrated", "partial", "unchanged", "planned", "failed", "skipped")
 
 # The fields of a TenantResult that hold lists of strings, checked when a report is read.
 _LIST_FIELDS = (
@@ -51,6 +51,8 @@ _LIST_FIELDS = (
     "withheld_classes",
     "differences",
     "accepted",
+    "steps",
+    "online",
 )
 
 
@@ -59,7 +61,9 @@ class TenantResult:
     """What happened to one tenant.
 
     :ivar schema: the tenant schema.
-    :ivar status: ``migrated`` (changes applied), ``unchanged`` (already matched the
+    :ivar status: ``migrated`` (changes applied), ``partial`` (the online path's
+        transaction committed, some of its later steps did not run: see ``online``; a
+        rerun finishes them), ``unchanged`` (already matched the
         model), ``planned`` (dry run with changes), ``failed`` (rolled back, see
         ``error``) or ``skipped`` (not attempted, e.g. after cancellation).
     :ivar operations: each change in words, e.g. ``add column projects.description TEXT``.
@@ -76,6 +80,9 @@ class TenantResult:
     :ivar accepted: withheld changes the user accepted (``accept=``): not warned about.
     :ivar steps: the data steps run in the tenant (see :mod:`tenant_sync.steps`); in a
         dry run, those that would run.
+    :ivar online: the online path's steps after the tenant's transaction (see
+        :mod:`tenant_sync.online`), each with its state: ``create index ix on t (a)
+        concurrently: done``; ``planned`` in a dry run.
     """
 
     schema: str
@@ -91,6 +98,7 @@ class TenantResult:
     differences: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+    online: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, schema: str, status: Status, changes: Changes, **fields: Any) -> TenantResult:

@@ -137,6 +137,11 @@ def log_result(result: TenantResult, differences_level: int = logging.WARNING) -
     if result.status == "failed":
         log.error("tenant %s: failed in %.3fs: %s", result.schema, result.duration_s, result.error)
         return
+    if result.status == "partial":
+        log.warning(
+            "tenant %s: partial in %.3fs: %s", result.schema, result.duration_s, result.error
+        )
+        return
     log.info(
         "tenant %s: %s in %.3fs (%d operations, %d withheld)",
         result.schema,

@@ -64,8 +64,11 @@ SELECT 'constraint', r.relname, k.conname, pg_catalog.pg_get_constraintdef(k.oid
 FROM rels r
 JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype <> 'n'
 UNION ALL
--- Indexes that back a constraint are described by the constraint.
+-- Indexes that back a constraint are described by the constraint.  An index that
+-- CREATE INDEX CONCURRENTLY left unfinished (a build killed or failed) says INVALID:
+-- it is in the catalog but serves no query and enforces nothing.
 SELECT 'index', r.relname, ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid)
+    || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END
 FROM rels r
 JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid

@@ -62,6 +62,9 @@ class TenantJob:
     steps: tuple[Step, ...] = ()
     #: The catalog pass found the tenant equal to the model: only its steps run.
     up_to_date: bool = False
+    #: The tenant's tables that take the online path (see :mod:`tenant_sync.online`);
+    #: None: not known yet, looked up once the tenant's plan changes anything.
+    online_tables: frozenset[str] | None = None
 
 
 def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
@@ -116,6 +119,7 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
             duration_s=time.monotonic() - started,
             attempts=attempt,
             steps=list(outcome.steps),
+            online=list(outcome.online),
         )
 
 

@@ -33,6 +33,7 @@ from .describe import table_of
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
 from .indexes import CreateIndexFromDefinitionOp
 from .model import Model
+from .not_valid import ValidateConstraintOp
 from .renames import RenameConflictOp
 from .sql import quote, read_query
 
@@ -254,7 +255,7 @@ def _touched(op: ops.MigrateOperation) -> Iterator[tuple[str, str | None, str | 
             yield "column", table, op.modify_name
     elif isinstance(op, ops.CreateIndexOp | ops.DropIndexOp | CreateIndexFromDefinitionOp):
         yield "index", table, op.index_name
-    elif isinstance(op, ops.AddConstraintOp | ops.DropConstraintOp):
+    elif isinstance(op, ops.AddConstraintOp | ops.DropConstraintOp | ValidateConstraintOp):
         yield "constraint", table, _constraint_name(op)
     elif isinstance(op, ops.CreateTableCommentOp | ops.DropTableCommentOp):
         yield "table", None, op.table_name

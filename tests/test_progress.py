@@ -24,7 +24,9 @@ TESTS = Path(__file__).resolve().parent
 
 
 def test_the_line_shows_done_of_total_counts_by_status_rate_and_eta() -> None:
-    line = render_progress({"migrated": 30, "unchanged": 10, "failed": 2}, 84, elapsed_s=21.0)
+    line = render_progress(
+        {"migrated": 30, "partial": 0, "unchanged": 10, "failed": 2}, 84, elapsed_s=21.0
+    )
     assert line == "42/84 tenants (50%)  30 migrated, 10 unchanged, 2 failed  2.0/s  ETA 21s"
 
 

@@ -137,6 +137,7 @@ def test_summary_counts_tenants_by_status_with_the_run_time() -> None:
     counts = dict(re.findall(r"^  (\w+) +(\d+)$", text, re.MULTILINE))
     assert counts == {
         "migrated": "2",
+        "partial": "0",
         "unchanged": "1",
         "planned": "0",
         "failed": "2",

@@ -80,6 +80,8 @@ def test_the_header_names_the_database_masked_the_model_versions_and_options(
         "retry_backoff": 0.2,
         "version_table": "tenant_sync_version",
         "verify": False,
+        "online": "auto",
+        "online_min_rows": 100000,
     }
 
 

@@ -34,7 +34,14 @@ def test_first_sync_builds_every_tenant_and_second_run_is_a_no_op(
         }
     assert not tables(engine, "public") - {"plans"}, "nothing is created in public"
 
-    assert second.counts == {"migrated": 0, "unchanged": 3, "planned": 0, "failed": 0, "skipped": 0}
+    assert second.counts == {
+        "migrated": 0,
+        "partial": 0,
+        "unchanged": 3,
+        "planned": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
     assert all(not r.operations and not r.sql and not r.withheld for r in second.results)
 
 

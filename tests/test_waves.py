@@ -70,7 +70,14 @@ def test_a_failed_canary_stops_the_run_and_the_rest_are_untouched(
     with TenantSync(database_url, model_v2()) as ts:
         report = ts.sync_all(waves=[["t1"], 1.0])
 
-    assert report.counts == {"migrated": 0, "unchanged": 0, "planned": 0, "failed": 1, "skipped": 5}
+    assert report.counts == {
+        "migrated": 0,
+        "partial": 0,
+        "unchanged": 0,
+        "planned": 0,
+        "failed": 1,
+        "skipped": 5,
+    }
     assert not report.ok
     first, second = report.waves
     assert first.counts == {"failed": 1}

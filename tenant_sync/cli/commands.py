@@ -66,6 +66,8 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
         statement_timeout=args.statement_timeout,
         retries=args.retries,
         verify=args.verify,
+        online=args.online,
+        online_min_rows=args.online_min_rows,
         on_result=progress,
         model_name=args.model,
     ) as ts:
@@ -267,5 +269,5 @@ def _plan_exit_code(results: Sequence[TenantResult], cancelled: bool) -> int:
 
 
 def _exit_code(results: Sequence[TenantResult], cancelled: bool) -> int:
-    bad = cancelled or any(result.status in ("failed", "skipped") for result in results)
+    bad = cancelled or any(result.status in ("failed", "partial", "skipped") for result in results)
     return EXIT_FAILED if bad else EXIT_OK

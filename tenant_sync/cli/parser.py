@@ -90,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare every tenant with the model one by one (slower)",
     )
+    run.add_argument(
+        "--online",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="lock-safe DDL (CONCURRENTLY, NOT VALID then VALIDATE) for big tables:"
+        " auto (tables of --online-min-rows rows or more, the default), always or never",
+    )
+    run.add_argument(
+        "--online-min-rows",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="the fewest rows that make a table big for --online auto (default 100000)",
+    )
     _add_rollout_options(run)
     run.add_argument("--report", metavar="PATH", help="write the JSON report")
     run.add_argument("--html", metavar="PATH", help="write the HTML report")

@@ -147,7 +147,7 @@ items AS (
     ) k
     UNION ALL
     SELECT r.nsp, 'I ' || quote_ident(i.relname) || ' ' || i.relam::text
-        || ' ' || i.indisunique::text || i.indisprimary::text || ' ' || i.indnkeyatts::text
+        || ' ' || i.indisunique::text || i.indisprimary::text || i.indisvalid::text || ' ' || i.indnkeyatts::text
         || ' ' || i.indkey::text || ' ' || i.indclass::text || ' ' || i.indoption::text
         || ' ' || i.indcollation::text
         || coalesce(' ON ' || regexp_replace(CAST(i.indexprs AS text), ' \:location -?[0-9]+', '', 'g'), '')

@@ -84,7 +84,9 @@ def write_html(report: SyncReport, path: str | os.PathLike[str]) -> Path:
 
 def _header(report: SyncReport, kind: str) -> str:
     failed = report.counts["failed"]
+    partial = report.counts["partial"]
     verdict = f"{failed:,} failed" if failed else "no failures"
+    verdict += f", {partial:,} partial" if partial else ""
     facts = [
         ("Run", kind),
         ("Tenants", f"{len(report.results):,}"),
@@ -103,7 +105,7 @@ def _header(report: SyncReport, kind: str) -> str:
         for status, count in report.counts.items()
     )
     return (
-        f'<h1>{escape(kind)} report <span class="verdict {"bad" if failed else "good"}">'
+        f'<h1>{escape(kind)} report <span class="verdict {"bad" if failed or partial else "good"}">'
         f"{escape(verdict)}</span></h1>{_facts(facts)}"
         f"{_run_info(report.run) if report.run is not None else ''}{_waves(report.waves)}"
         f'<div class="chips" aria-label="Tenants by status">{chips}</div>'

@@ -38,6 +38,7 @@ __all__ = [
 # ANSI SGR codes per status; only used when the caller asks for colour.
 _STATUS_COLORS = {
     "migrated": "32",  # green
+    "partial": "35",  # magenta
     "unchanged": "2",  # dim
     "planned": "36",  # cyan
     "failed": "31;1",  # bold red
@@ -68,6 +69,7 @@ def format_summary(
         _waves(report.waves),
         _slowest(report.results, slowest),
         _failures(report.failed(), color),
+        _partial(report.results, color),
         _skipped(report.results, color),
         _differences(report.results),
         _accepted(report.results),
@@ -169,6 +171,7 @@ def format_tenant_detail(result: TenantResult, with_sql: bool = False) -> str:
             [f"[{c}] {op}" if c else op for op, c in zip(result.operations, classes, strict=False)],
         ),
         ("Data steps", result.steps),
+        ("Online steps", result.online),
         ("Still differs", result.differences),
         ("Withheld", result.withheld),
         ("Accepted", result.accepted),
@@ -255,6 +258,16 @@ def _failures(failed: list[TenantResult], color: bool) -> str:
         error = printable(result.error or "no error recorded").splitlines() or [""]
         lines.append(f"  {printable(result.schema)}{attempts}: {error[0]}")
         lines.extend(f"      {line}" for line in error[1:])
+    return "\n".join(lines)
+
+
+def _partial(results: list[TenantResult], color: bool) -> str:
+    partial = sorted((r for r in results if r.status == "partial"), key=lambda r: r.schema)
+    if not partial:
+        return ""
+    lines = [_paint(f"Partial tenants ({len(partial):,}): a rerun finishes them", "partial", color)]
+    for result in partial:
+        lines.append(f"  {printable(result.schema)}: {printable(result.error or '')}")
     return "\n".join(lines)
 
 

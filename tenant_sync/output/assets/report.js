@@ -32,7 +32,7 @@
   const bySchema = new Map(results.map((r, i) => [r.schema, i]));
   const haystacks = results.map((r) =>
     [r.schema, r.error || "", ...r.operations, ...r.withheld, ...(r.differences || []),
-      ...(r.steps || []),
+      ...(r.steps || []), ...(r.online || []),
       ...(r.classes || []), ...(r.withheld_classes || [])].join("\n").toLowerCase());
 
   // "tenant_9" before "tenant_10", without a collator call per comparison.
@@ -153,6 +153,9 @@
     if (r.steps && r.steps.length) {
       td.append(section(report.dry_run ? "Data steps that would run" : "Data steps run",
         list(r.steps)));
+    }
+    if (r.online && r.online.length) {
+      td.append(section("Online steps, after the tenant's transaction", list(r.online)));
     }
     tr.append(td);
     details.set(i, tr);

@@ -1,0 +1,269 @@
+"""The online path: a big table's changes run lock-safe, after the tenant's transaction,
+and a rerun finishes from the catalog whatever an earlier run left."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from helpers import build_with_create_all, catalog_snapshot, differences, make_schemas
+from online_models import events_model, index_only_model, load_events, online_leftovers
+from sqlalchemy.engine import URL, Engine
+
+from tenant_sync import ConfigurationError, SyncReport, TenantResult, TenantSync
+from tenant_sync.output.summary import format_summary
+
+BIG_ROWS = 5_000
+#: Lowered from the default so that a table of BIG_ROWS is big, one of 10 is not.
+MIN_ROWS = 1_000
+
+
+def build_v1(url: URL, engine: Engine, rows: dict[str, int]) -> None:
+    """Tenants at v1, each with ``rows[name]`` events (analyzed, so pg_class knows)."""
+    make_schemas(engine, list(rows))
+    with TenantSync(url, events_model(False), tenants=list(rows)) as ts:
+        assert ts.sync_all().ok
+    with engine.begin() as conn:
+        for schema, count in rows.items():
+            load_events(conn, schema, count)
+
+
+def leftovers(engine: Engine, schema: str) -> list[str]:
+    with engine.connect() as conn:
+        return online_leftovers(conn, schema)
+
+
+def event_count(engine: Engine, schema: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql(f'SELECT count(*) FROM "{schema}".events').scalar_one())
+
+
+@pytest.fixture
+def reference(engine: Engine) -> str:
+    build_with_create_all(engine, events_model(True), "reference")
+    return "reference"
+
+
+def test_a_big_table_changes_online_and_ends_equal_to_create_all(
+    database_url: URL, engine: Engine, reference: str
+) -> None:
+    build_v1(database_url, engine, {"big": BIG_ROWS, "small": 10})
+    with TenantSync(
+        database_url, events_model(True), tenants=["big", "small"], online_min_rows=MIN_ROWS
+    ) as ts:
+        report = ts.sync_all()
+        again = ts.sync_all()
+
+    big, small = report.get("big"), report.get("small")
+    assert big is not None and small is not None
+    assert (big.status, small.status) == ("migrated", "migrated"), (big.error, small.error)
+    for schema in ("big", "small"):
+        assert differences(engine, schema, reference) == {}
+        assert leftovers(engine, schema) == []
+    assert event_count(engine, "big") == BIG_ROWS
+
+    # The big table took the online path, the small one its one transaction.
+    big_sql = "\n".join(big.sql)
+    assert "CREATE INDEX CONCURRENTLY ix_events_account_id" in big_sql
+    assert 'CREATE UNIQUE INDEX CONCURRENTLY "uq_events_id_kind"' in big_sql
+    assert "REFERENCES accounts (id) NOT VALID" in big_sql
+    assert 'VALIDATE CONSTRAINT "fk_events_account"' in big_sql
+    assert 'VALIDATE CONSTRAINT "tenant_sync_not_null_note"' in big_sql
+    assert "CONCURRENTLY" not in "\n".join(small.sql) and not small.online
+    assert len(big.online) == 8 and all(line.endswith(": done") for line in big.online)
+    # The operations read the same on both paths: the online path is how they ran.
+    assert big.operations == small.operations
+    assert again.counts["unchanged"] == 2 and again.ok
+
+
+@pytest.mark.parametrize(("mode", "concurrently"), [("never", False), ("always", True)])
+def test_online_never_and_always_choose_the_path_whatever_the_size(
+    database_url: URL, engine: Engine, reference: str, mode: str, concurrently: bool
+) -> None:
+    rows = BIG_ROWS if mode == "never" else 10
+    build_v1(database_url, engine, {"tenant": rows})
+    with TenantSync(
+        database_url, events_model(True), tenants=["tenant"], online=mode, online_min_rows=MIN_ROWS
+    ) as ts:
+        (result,) = ts.sync_all().results
+    assert result.status == "migrated", result.error
+    assert ("CONCURRENTLY" in "\n".join(result.sql)) is concurrently
+    assert differences(engine, "tenant", reference) == {}
+    assert leftovers(engine, "tenant") == []
+
+
+def test_a_dry_run_lists_the_online_steps_and_changes_nothing(
+    database_url: URL, engine: Engine
+) -> None:
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    before = catalog_snapshot(engine)
+    with TenantSync(
+        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
+    ) as ts:
+        (result,) = ts.sync_all(dry_run=True).results
+    assert result.status == "planned"
+    assert result.online[0] == (
+        "create unique index uq_events_id_kind on events (id, kind) concurrently: planned"
+    )
+    assert all(line.endswith(": planned") for line in result.online)
+    assert any("CREATE INDEX CONCURRENTLY" in statement for statement in result.sql)
+    assert catalog_snapshot(engine) == before
+
+
+def test_a_failed_online_step_leaves_the_tenant_partial_and_a_rerun_finishes_it(
+    database_url: URL, engine: Engine, reference: str
+) -> None:
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
+    with TenantSync(
+        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
+    ) as ts:
+        report = ts.sync_all()
+        (result,) = report.results
+        assert result.status == "partial"
+        assert result.error is not None
+        assert "validate constraint tenant_sync_not_null_note on events" in result.error
+        assert "violated by some row" in result.error
+        assert result.online[-2:] == [
+            "set not null on events.note, checked by tenant_sync_not_null_note: not run",
+            "drop constraint tenant_sync_not_null_note on events: not run",
+        ]
+        # Phase 1 and the steps before the failure stay: new rows are checked already.
+        assert leftovers(engine, "big") == [
+            "helper tenant_sync_not_null_note",
+            "not validated tenant_sync_not_null_note",
+        ]
+        assert "Partial tenants (1): a rerun finishes them" in format_summary(report)
+        assert not report.get("big").in_sync  # type: ignore[union-attr]
+        assert SyncReport.from_dict(json.loads(report.to_json())).results[0].online == result.online
+
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE big.events SET note = 'filled' WHERE id = 7")
+        (rerun,) = ts.sync_all().results
+    assert rerun.status == "migrated", rerun.error
+    assert rerun.operations == ["set NOT NULL on events.note"]
+    assert differences(engine, "big", reference) == {}
+    assert leftovers(engine, "big") == []
+    assert event_count(engine, "big") == BIG_ROWS
+
+
+def invalid_index_left_by_a_timed_out_build(engine: Engine, schema: str) -> None:
+    """What a killed ``CREATE INDEX CONCURRENTLY`` leaves: the index, invalid.
+
+    The build commits the index to the catalog, then waits for the transactions that
+    write the table; one held open makes it time out there.
+    """
+    with engine.connect() as writer, engine.connect() as builder:
+        writer.begin()
+        writer.exec_driver_sql(f"INSERT INTO {schema}.events (id, note) VALUES (-1, 'w')")
+        builder.execution_options(isolation_level="AUTOCOMMIT")
+        builder.exec_driver_sql("SET lock_timeout = '200ms'")
+        with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+            builder.exec_driver_sql(
+                f"CREATE INDEX CONCURRENTLY ix_events_account_id ON {schema}.events (account_id)"
+            )
+        builder.exec_driver_sql("RESET lock_timeout")
+        writer.rollback()
+
+
+def test_a_rerun_finishes_from_the_catalog_what_an_interrupted_run_left(
+    database_url: URL, engine: Engine, reference: str
+) -> None:
+    """An invalid index, a FOREIGN KEY not validated, a helper CHECK: the state a run
+    killed in its phase 2 leaves; nothing else records it."""
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    invalid_index_left_by_a_timed_out_build(engine, "big")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "ALTER TABLE big.events ADD CONSTRAINT fk_events_account FOREIGN KEY (account_id)"
+            " REFERENCES big.accounts (id) NOT VALID;"
+            " ALTER TABLE big.events ADD CONSTRAINT tenant_sync_not_null_note"
+            " CHECK (note IS NOT NULL) NOT VALID"
+        )
+    assert leftovers(engine, "big") == [
+        "helper tenant_sync_not_null_note",
+        "invalid index ix_events_account_id",
+        "not validated fk_events_account",
+        "not validated tenant_sync_not_null_note",
+    ]
+    with TenantSync(
+        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
+    ) as ts:
+        (planned,) = ts.sync_all(dry_run=True).results
+        assert "validate constraint fk_events_account on events" in planned.operations
+        assert any("drop index ix_events_account_id" in op for op in planned.operations)
+        (result,) = ts.sync_all().results
+    assert result.status == "migrated", result.error
+    assert "drop index ix_events_account_id on events concurrently: done" in result.online
+    assert "add check constraint tenant_sync_not_null_note" not in "\n".join(result.operations)
+    assert differences(engine, "big", reference) == {}
+    assert leftovers(engine, "big") == []
+
+
+def test_writers_go_on_while_an_index_builds_online(database_url: URL, engine: Engine) -> None:
+    """The build waits for an open writing transaction; meanwhile another writer is not
+    held up behind it (a plain CREATE INDEX would queue every writer behind its lock)."""
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    with engine.connect() as open_writer:
+        open_writer.begin()
+        open_writer.exec_driver_sql("INSERT INTO big.events (id, note) VALUES (-1, 'open')")
+        with TenantSync(
+            database_url, index_only_model(), tenants=["big"], online_min_rows=MIN_ROWS
+        ) as ts:
+            results: list[TenantResult] = []
+            sync = threading.Thread(target=lambda: results.extend(ts.sync_all().results))
+            sync.start()
+            try:
+                wait_for_build_waiting(engine)
+                with engine.begin() as writer:
+                    writer.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+                    writer.exec_driver_sql("INSERT INTO big.events (id, note) VALUES (-2, 'n')")
+                    writer.exec_driver_sql("UPDATE big.events SET amount = 1 WHERE id = 1")
+            finally:
+                open_writer.commit()
+                sync.join(timeout=60)
+    (result,) = results
+    assert result.status == "migrated", result.error
+    assert event_count(engine, "big") == BIG_ROWS + 2
+
+
+def wait_for_build_waiting(engine: Engine) -> None:
+    """Until a CREATE INDEX CONCURRENTLY waits for older transactions (at most 30 s)."""
+    with engine.connect() as conn:
+        for _ in waiting(30.0):
+            waiting_builds = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'CREATE %%INDEX CONCURRENTLY%%'"
+            ).scalar_one()
+            conn.rollback()
+            if waiting_builds:
+                return
+    raise AssertionError("no index build started waiting")
+
+
+def waiting(seconds: float) -> Iterator[None]:
+    """Poll every 20 ms for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        yield
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"online": "sometimes"}, "online must be 'auto', 'always' or 'never', got 'sometimes'"),
+        ({"online_min_rows": -1}, "online_min_rows must be an integer >= 0, got -1"),
+        ({"online_min_rows": 1.5}, "online_min_rows must be an integer >= 0, got 1.5"),
+    ],
+)
+def test_bad_online_options_are_one_line_errors(
+    database_url: URL, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+        TenantSync(database_url, events_model(True), **options)  # type: ignore[arg-type]
