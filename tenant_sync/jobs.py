@@ -23,11 +23,9 @@ from sqlalchemy.engine import Engine
 
 from .changes import Changes
 from .classes import CHANGE_CLASSES
-from .engine import connect
 from .fastpath.by_shape import TenantShapes, pass_chunks
 from .fastpath.catalog import Shape
 from .model import Model
-from .online import big_tables
 from .options import SyncOptions
 from .plan import ignored_tables
 from .report import TenantResult
@@ -92,23 +90,7 @@ class RunJobs:
             )
             for result in chunk.settled:
                 runner.collect(result)
-            yield self.online(chunk.jobs)
-
-    def online(self, jobs: list[TenantJob]) -> list[TenantJob]:
-        """``jobs`` with the tables of each that take the online path (one query): a
-        tenant with any is compared alone, not by its shape's round trip."""
-        options = self.options
-        if options.online == "never" or not jobs:
-            return jobs
-        with connect(self.engine) as conn:
-            schemas = [job.schema for job in jobs]
-            big = big_tables(conn, schemas, options.online, options.online_min_rows)
-        return [
-            replace(job, trip=None, planned=None, online_tables=big[job.schema])
-            if job.schema in big
-            else replace(job, online_tables=frozenset())
-            for job in jobs
-        ]
+            yield [_online(job, shapes) for job in chunk.jobs]
 
     def vet(
         self,
@@ -163,6 +145,17 @@ def chunk_jobs(
         fields: dict[str, Any] = {"steps": to_run, "up_to_date": settled is not None}
         chunk.jobs.append(make_job(name, dry_run=dry_run, trip=trip, planned=planned, **fields))
     return chunk
+
+
+def _online(job: TenantJob, shapes: TenantShapes) -> TenantJob:
+    """``job`` with its tables that take the online path, as the catalog pass found them:
+    a tenant with any is compared alone, not by its shape's round trip."""
+    shape = shapes.shapes.get(job.schema)
+    if shape is None:
+        return job  # looked up by the tenant itself, if its plan changes anything
+    if shape.big_tables:
+        return replace(job, trip=None, planned=None, online_tables=shape.big_tables)
+    return replace(job, online_tables=frozenset())
 
 
 def checked_before(changes: Changes, steps: Sequence[Step]) -> Changes:

@@ -267,3 +267,37 @@ def test_bad_online_options_are_one_line_errors(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
         TenantSync(database_url, events_model(True), **options)  # type: ignore[arg-type]
+
+
+def test_two_runs_at_once_end_migrated_or_partial_and_a_rerun_has_nothing_left(
+    database_url: URL, engine: Engine, reference: str
+) -> None:
+    """The tenant's lock serializes phase 1, not phase 2: a second run may find the
+    first's work in flight and stop ``partial``; none fails, and a rerun finishes."""
+    names = [f"tenant_{i}" for i in range(4)]
+    build_v1(database_url, engine, dict.fromkeys(names, 2_000))
+    reports: list[SyncReport] = []
+
+    def run() -> None:
+        with TenantSync(
+            database_url, events_model(True), tenants="tenant_%", online="always", workers=2
+        ) as ts:
+            reports.append(ts.sync_all())
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    results = [result for report in reports for result in report.results]
+    assert len(results) == 8
+    assert {result.status for result in results} <= {"migrated", "unchanged", "partial"}, [
+        (result.schema, result.status, result.error) for result in results
+    ]
+    with TenantSync(database_url, events_model(True), tenants="tenant_%", online="always") as ts:
+        rerun = ts.sync_all()
+    assert rerun.ok and not rerun.counts["partial"]
+    for name in names:
+        assert differences(engine, name, reference) == {}
+        assert leftovers(engine, name) == []
+        assert event_count(engine, name) == 2_000

@@ -94,6 +94,20 @@ MODELS["v1-changed"] = (
     )
 )
 
+# The online path's change: an index and a CHECK on invoices, big in one tenant.
+MODELS["v1-online"] = (
+    MODELS["v1"]
+    .replace(
+        '    customer_id = sa.Column(sa.ForeignKey("customers.id"), nullable=False)\n',
+        '    customer_id = sa.Column(sa.ForeignKey("customers.id"), nullable=False, index=True)\n',
+    )
+    .replace(
+        '    __tablename__ = "invoices"\n',
+        '    __tablename__ = "invoices"\n'
+        '    __table_args__ = (sa.CheckConstraint("total >= 0", name="ck_invoices_total"),)\n',
+    )
+)
+
 TENANTS = ("tenant_acme", "tenant_globex", "tenant_initech")
 
 
@@ -190,6 +204,20 @@ def _history(stage: Stage) -> None:
         stage.tenant_sync("sync", "--model", "myapp.models:Base")
 
 
+def _online(stage: Stage) -> None:
+    stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
+    stage.sql(*(f"CREATE SCHEMA {name}" for name in TENANTS[:2]))
+    stage.model("v1")
+    stage.tenant_sync("sync", "--model", "myapp.models:Base")
+    stage.sql(
+        "INSERT INTO tenant_acme.customers (id, name) VALUES (1, 'Ada')",
+        "INSERT INTO tenant_acme.invoices (customer_id, total)"
+        " SELECT 1, i FROM generate_series(1, 5000) AS i",
+        "ANALYZE tenant_acme.invoices",
+    )
+    stage.model("v1-online")
+
+
 def _waves_canary(stage: Stage) -> None:
     stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
     stage.sql(*(f"CREATE SCHEMA {name}" for name in TENANTS))
@@ -205,6 +233,7 @@ SCENES: dict[str, dict[str, Setup | None]] = {
     "in-sync": {"in-sync-plan": _in_sync_example},
     "choosing": {"choosing-tenants": _choosing_tenants},
     "waves": {"waves-canary": _waves_canary},
+    "online": {"online-sync": _online},
     "history": {"history": _history},
     "session": {
         "session-list": _session_start,

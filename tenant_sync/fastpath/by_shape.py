@@ -22,6 +22,7 @@ from ..changes import Changes, strict_failure
 from ..engine import connect
 from ..failures import failure_message
 from ..model import Model
+from ..online import online_rows
 from ..options import SyncOptions
 from ..plan import ignored_tables
 from ..report import Drift, TenantResult
@@ -281,7 +282,9 @@ def _read_chunk(engine: Engine, names: list[str], options: SyncOptions) -> dict[
     with connect(engine) as conn, conn.begin():
         set_up_session(conn, "pg_catalog", options.lock_timeout, None)
         try:
-            return read_shapes(conn, names, ignored_tables(options), options.version_table)
+            return read_shapes(
+                conn, names, ignored_tables(options), options.version_table, online_rows(options)
+            )
         except DBAPIError as exc:
             log.warning(
                 "reading the structure of %d tenants failed, comparing them one by one: %s",

@@ -46,6 +46,8 @@ class Shape:
     has_version_table: bool
     #: This tenant's catalog rows at the time of the pass (see :func:`recheck_statement`).
     stamp: str = EMPTY_STAMP
+    #: The tables that take the online path (see :mod:`tenant_sync.online`).
+    big_tables: frozenset[str] = frozenset()
 
 
 #: The shape of a schema with nothing in it: no relation, no type, no version table.
@@ -101,9 +103,14 @@ END"""
 
 
 def read_shapes(
-    conn: Connection, schemas: Sequence[str], ignored: Sequence[str], version_table: str
+    conn: Connection,
+    schemas: Sequence[str],
+    ignored: Sequence[str],
+    version_table: str,
+    min_rows: float | None = None,
 ) -> dict[str, Shape]:
-    """The shape of every named schema that exists, in one query.
+    """The shape of every named schema that exists, in one query; with ``min_rows``,
+    each with its tables of at least that many rows.
 
     Sets ``search_path`` to ``pg_catalog`` for the rest of the caller's transaction, so
     that every name outside it is rendered qualified and the tenant's prefix stripped.
@@ -118,7 +125,12 @@ def read_shapes(
     )
     rows = conn.execute(
         sa.text(_SHAPE_PASS_SQL),
-        {"schemas": list(schemas), "ignored": list(ignored), "version_table": version_table},
+        {
+            "schemas": list(schemas),
+            "ignored": list(ignored),
+            "version_table": version_table,
+            "min_rows": min_rows,
+        },
     )
     return {
         name: Shape(
@@ -127,8 +139,9 @@ def read_shapes(
             enum_types=tuple(enum_types or ()),
             has_version_table=bool(has_version_table),
             stamp=stamp or EMPTY_STAMP,
+            big_tables=frozenset(big_tables or ()),
         )
-        for name, fingerprint, relations, enum_types, has_version_table, stamp in rows
+        for name, fingerprint, relations, enum_types, has_version_table, stamp, big_tables in rows
     }
 
 

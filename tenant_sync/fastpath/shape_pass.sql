@@ -1,7 +1,9 @@
 -- The shape of every tenant of a chunk, in one query (see catalog.py).
 --
 -- Bound parameters: schemas (text[]) the tenant schemas, ignored (text[]) the
--- bookkeeping tables left out of the shape, version_table (text) the version table.
+-- bookkeeping tables left out of the shape, version_table (text) the version table,
+-- min_rows (float8) the fewest rows of a table that takes the online path (NULL: none
+-- does; see tenant_sync/online/big_tables.sql for how rows are counted without a lock).
 -- Run with search_path = pg_catalog, so that every name outside pg_catalog comes out
 -- schema-qualified and the tenant's own prefix can be stripped reliably.
 --
@@ -51,10 +53,10 @@ members AS MATERIALIZED (
     ) m
 ),
 all_rels AS MATERIALIZED (
-    SELECT c.oid, c.xmin, m.nsp, m.prefix, c.relname, c.relkind
+    SELECT c.oid, c.xmin, m.nsp, m.prefix, c.relname, c.relkind, c.reltuples
     FROM members m
     CROSS JOIN LATERAL (
-        SELECT c.oid, c.xmin, c.relname, c.relkind FROM pg_catalog.pg_class c
+        SELECT c.oid, c.xmin, c.relname, c.relkind, c.reltuples FROM pg_catalog.pg_class c
         WHERE c.oid = m.objid AND c.relnamespace = m.nsp
             AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
         OFFSET 0
@@ -184,14 +186,18 @@ relation_names AS (
     SELECT nsp,
         array_agg(relname ORDER BY relname)
             FILTER (WHERE relname <> ALL(CAST(:ignored AS text[]))) AS relations,
-        bool_or(relname = :version_table) AS has_version_table
+        bool_or(relname = :version_table) AS has_version_table,
+        array_agg(relname ORDER BY relname) FILTER (WHERE relkind = 'r'
+            AND CASE WHEN reltuples >= 0 THEN reltuples
+                ELSE pg_catalog.pg_stat_get_live_tuples(oid) END >= CAST(:min_rows AS float8)
+        ) AS big_tables
     FROM all_rels GROUP BY nsp
 ),
 enum_names AS (
     SELECT nsp, array_agg(typname ORDER BY typname) AS enum_types FROM enums GROUP BY nsp
 )
 SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table,
-    f.stamp
+    f.stamp, rn.big_tables
 FROM tenants t
 LEFT JOIN fingerprints f ON f.nsp = t.nsp
 LEFT JOIN relation_names rn ON rn.nsp = t.nsp

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..model import Model
-from ..options import OnlineMode
+from ..options import OnlineMode, SyncOptions
 from ..sql import read_query
 from .phase2 import StepOutcome, run_phase2
 from .split import OnlineStep, split_online
@@ -36,6 +36,7 @@ __all__ = [
     "OnlineStep",
     "StepOutcome",
     "big_tables",
+    "online_rows",
     "run_phase2",
     "split_online",
     "tenant_types",
@@ -45,6 +46,13 @@ __all__ = [
 ONLINE_MODES: tuple[OnlineMode, ...] = ("auto", "always", "never")
 
 _BIG_TABLES_SQL = read_query("tenant_sync.online", "big_tables.sql")
+
+
+def online_rows(options: SyncOptions) -> float | None:
+    """The fewest rows of a table that takes the online path; None when none does."""
+    if options.online == "never":
+        return None
+    return 0 if options.online == "always" else options.online_min_rows
 
 
 def big_tables(

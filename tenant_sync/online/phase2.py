@@ -56,6 +56,10 @@ class StepOutcome:
         return f"{self.step.words}: {self.state}" + (f" ({self.error})" if self.error else "")
 
 
+#: The SQLSTATE of "relation already exists".
+_DUPLICATE_TABLE = "42P07"
+
+
 class _Waiting(Exception):
     """Another session is building the index: the step is left for a later run."""
 
@@ -101,6 +105,7 @@ def _with_retries(engine: Engine, job: TenantJob, step: OnlineStep) -> None:
                 _run_concurrently(engine, job, step)
             else:
                 with _locked(engine, job) as conn:
+                    _check_still_needed(conn, job.schema, step)
                     execute_batch(conn, [step.sql])
                     _record(conn, job, step)
             return
@@ -115,6 +120,7 @@ def _with_retries(engine: Engine, job: TenantJob, step: OnlineStep) -> None:
 def _run_concurrently(engine: Engine, job: TenantJob, step: OnlineStep) -> None:
     assert step.index is not None
     with _locked(engine, job) as conn:
+        _check_still_needed(conn, job.schema, step)
         valid, building = _index_state(conn, job.schema, step.table, step.index)
     if building:
         raise _Waiting(f"another session is building an index on {step.table}; a rerun finishes it")
@@ -126,12 +132,52 @@ def _run_concurrently(engine: Engine, job: TenantJob, step: OnlineStep) -> None:
             f"DROP INDEX CONCURRENTLY IF EXISTS {quote(job.schema)}.{quote(step.index)}"
         )
     statements.append(step.sql)
-    with engine.connect() as conn, unprepared(conn):
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        for statement in statements:
-            execute_batch(conn, [statement])  # one at a time: none may share a transaction
+    try:
+        with engine.connect() as conn, unprepared(conn):
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                execute_batch(conn, [statement])  # one at a time: none may share a transaction
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _DUPLICATE_TABLE:
+            raise
+        # Another run started the same build between the look and the statement.
+        with _locked(engine, job) as conn:
+            valid, _ = _index_state(conn, job.schema, step.table, step.index)
+        if not valid:
+            raise _Waiting(
+                f"another session is building {step.index}; a rerun finishes it"
+            ) from None
+        return
     with _locked(engine, job) as conn:
         _record(conn, job, step)
+
+
+def _check_still_needed(conn: Connection, schema: str, step: OnlineStep) -> None:
+    """Raise :class:`_Waiting` when the catalog says the step was planned on a state
+    that another run has moved on from meanwhile (it is in its own phase 2)."""
+    row = conn.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint k"
+            "   JOIN pg_catalog.pg_class ic ON ic.oid = k.conindid"
+            "   WHERE ic.relnamespace = t.relnamespace AND ic.relname = :index),"
+            " EXISTS (SELECT FROM pg_catalog.pg_constraint k"
+            "   WHERE k.conrelid = t.oid AND k.conname = :constraint)"
+            " FROM pg_catalog.pg_class t JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE n.nspname = :schema AND t.relname = :table"
+        ),
+        {"schema": schema, "table": step.table, "index": step.index, "constraint": step.constraint},
+    ).first()
+    backs_constraint, constraint_exists = (False, False) if row is None else row
+    stale = (
+        (step.kind == "drop_index" and backs_constraint)
+        or (step.kind == "unique" and constraint_exists)
+        or (step.kind == "validate" and not constraint_exists)
+    )
+    if stale:
+        raise _Waiting(
+            f"{step.table} changed since the tenant was planned (another run is changing it);"
+            " a rerun finishes it"
+        )
 
 
 def _index_state(conn: Connection, schema: str, table: str, index: str) -> tuple[bool | None, bool]:

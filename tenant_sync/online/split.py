@@ -56,6 +56,8 @@ class OnlineStep:
     table: str
     #: The index a ``create_index`` or ``drop_index`` step builds or drops.
     index: str | None = None
+    #: The constraint a ``validate`` or ``unique`` step validates or adds.
+    constraint: str | None = None
 
     @property
     def concurrently(self) -> bool:
@@ -157,6 +159,7 @@ def _split_one(
                 f"ALTER TABLE {qualified} ADD CONSTRAINT {quote(name)} UNIQUE USING INDEX {quote(name)}",
                 "unique",
                 table,
+                constraint=name,
             )
         )
     elif (
@@ -245,7 +248,9 @@ def _without_set_not_null(op: ops.AlterColumnOp) -> ops.AlterColumnOp | None:
 
 def _validation(name: str, schema: str, table: str) -> OnlineStep:
     validate = ValidateConstraintOp(name, table)
-    return OnlineStep(validate.describe(), validate.statement(schema), "validate", table)
+    return OnlineStep(
+        validate.describe(), validate.statement(schema), "validate", table, constraint=name
+    )
 
 
 def _index_build(op: ops.CreateIndexOp, schema: str, table: str) -> OnlineStep:

@@ -25,8 +25,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import server_url
-from helpers import make_schemas, require_loopback, tables
+from helpers import build_with_create_all, differences, make_schemas, require_loopback, tables
 from models import V2_TENANT_TABLES, model_v1, model_v2
+from online_models import events_model, load_events, online_leftovers
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import SyncReport, TenantResult, TenantSync
@@ -326,3 +327,35 @@ def test_caller_engine_with_psycopg_defaults_works_through_the_pooler(
     finally:
         caller.dispose()
     assert _errors(results) == []
+
+
+def test_the_online_path_through_the_pooler_finishes_and_leaves_no_session_state(
+    database_url: URL,
+    engine: Engine,
+    start_pgbouncer: Callable[[int], Pooler],
+    admin_engine: Engine,
+) -> None:
+    """CREATE INDEX CONCURRENTLY and the validations, through two shared server sessions:
+    the statements outside a transaction set nothing, and name every object in full."""
+    pooler = start_pgbouncer(2)
+    names = ["tenant_a", "tenant_b", "tenant_c"]
+    make_schemas(engine, names)
+    baseline = session_state(pooler, database_url, clients=2)
+    url = pooler.url(database_url)
+    with TenantSync(url, events_model(False), tenants="tenant_%", workers=2) as ts:
+        assert ts.sync_all().ok
+    with engine.begin() as conn:
+        for name in names:
+            load_events(conn, name, 2_000)
+    build_with_create_all(engine, events_model(True), "reference")
+    with TenantSync(url, events_model(True), tenants="tenant_%", workers=2, online="always") as ts:
+        report = ts.sync_all()
+    assert report.counts["migrated"] == 3, [(r.schema, r.status, r.error) for r in report.results]
+    with engine.connect() as conn:
+        for name in names:
+            assert online_leftovers(conn, name) == []
+    for name in names:
+        assert differences(engine, name, "reference") == {}
+        result = report.get(name)
+        assert result is not None and any("CONCURRENTLY" in s for s in result.sql)
+    assert session_state(pooler, database_url, clients=2) == baseline
