@@ -205,7 +205,9 @@ def test_a_rerun_finishes_from_the_catalog_what_an_interrupted_run_left(
     assert leftovers(engine, "big") == []
 
 
-def test_writers_go_on_while_an_index_builds_online(database_url: URL, engine: Engine) -> None:
+def test_writers_and_signups_go_on_while_an_index_builds_online(
+    database_url: URL, engine: Engine
+) -> None:
     """The build waits for an open writing transaction; meanwhile another writer is not
     held up behind it (a plain CREATE INDEX would queue every writer behind its lock)."""
     build_v1(database_url, engine, {"big": BIG_ROWS})
@@ -224,6 +226,10 @@ def test_writers_go_on_while_an_index_builds_online(database_url: URL, engine: E
                     writer.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
                     writer.exec_driver_sql("INSERT INTO big.events (id, note) VALUES (-2, 'n')")
                     writer.exec_driver_sql("UPDATE big.events SET amount = 1 WHERE id = 1")
+                # A signup meanwhile is built at once, in one transaction.
+                with TenantSync(database_url, index_only_model(), tenants=[]) as signups:
+                    signup = signups.sync_tenant("tenant_new")
+                assert signup.status == "migrated", signup.error
             finally:
                 open_writer.commit()
                 sync.join(timeout=60)
@@ -301,3 +307,68 @@ def test_two_runs_at_once_end_migrated_or_partial_and_a_rerun_has_nothing_left(
         assert differences(engine, name, reference) == {}
         assert leftovers(engine, name) == []
         assert event_count(engine, name) == 2_000
+
+
+def test_a_new_column_with_a_foreign_key_and_an_index_is_added_online(
+    database_url: URL, engine: Engine
+) -> None:
+    """add_column would build the column's index in the transaction, and the foreign key
+    would scan the table under a lock that blocks writes: both go to phase 2."""
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    model = events_model(False)
+    events = model.tables["events"]
+    events.append_column(
+        sa.Column(
+            "ref_id", sa.Integer, sa.ForeignKey("accounts.id", name="fk_events_ref"), index=True
+        )
+    )
+    build_with_create_all(engine, model, "reference")
+    with TenantSync(database_url, model, tenants=["big"], online_min_rows=MIN_ROWS) as ts:
+        (result,) = ts.sync_all().results
+    assert result.status == "migrated", result.error
+    sql = "\n".join(result.sql)
+    assert "CREATE INDEX ix_events_ref_id" not in sql
+    assert "CREATE INDEX CONCURRENTLY ix_events_ref_id" in sql
+    assert 'VALIDATE CONSTRAINT "fk_events_ref"' in sql
+    assert differences(engine, "big", "reference") == {}
+    assert leftovers(engine, "big") == []
+
+
+def test_a_session_idle_in_an_old_transaction_makes_the_build_wait_not_hang(
+    database_url: URL, engine: Engine
+) -> None:
+    """CREATE INDEX CONCURRENTLY would wait for a forgotten transaction for good: the
+    tenant is left partial, naming the session, and a rerun builds once it is gone."""
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    with engine.connect() as forgotten:
+        forgotten.begin()
+        forgotten.exec_driver_sql("INSERT INTO big.events (id, note) VALUES (-1, 'idle')")
+        pid = forgotten.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with engine.connect() as watcher:
+            for _ in waiting(30.0):
+                age = watcher.exec_driver_sql(
+                    "SELECT now() - xact_start > interval '0.3 s' FROM pg_stat_activity"
+                    f" WHERE pid = {pid} AND state = 'idle in transaction'"
+                ).scalar()
+                watcher.rollback()
+                if age:
+                    break
+        # lock_timeout is what "old" means: the transaction is older than it now.
+        with TenantSync(
+            database_url,
+            index_only_model(),
+            tenants=["big"],
+            lock_timeout=0.3,
+            online_min_rows=MIN_ROWS,
+        ) as ts:
+            (result,) = ts.sync_all().results
+        forgotten.rollback()
+    assert result.status == "partial"
+    assert f"session {pid} is idle in transaction for" in (result.error or "")
+    assert result.online[0].startswith(
+        "create index ix_events_account_id on events (account_id) concurrently: waiting"
+    )
+    assert leftovers(engine, "big") == []  # nothing was started
+    with TenantSync(database_url, index_only_model(), tenants=["big"]) as ts:
+        (rerun,) = ts.sync_all().results
+    assert rerun.status == "migrated", rerun.error

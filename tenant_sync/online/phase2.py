@@ -33,7 +33,7 @@ from ..engine import unprepared
 from ..failures import failure_message, transient_reason
 from ..history import history_statements
 from ..session import lock_tenant
-from ..sql import quote
+from ..sql import quote, read_query
 from ..version_table import version_statements
 from .split import OnlineStep
 
@@ -55,6 +55,8 @@ class StepOutcome:
         """The step and its state in one line, as results list them."""
         return f"{self.step.words}: {self.state}" + (f" ({self.error})" if self.error else "")
 
+
+_IDLE_BLOCKERS_SQL = read_query("tenant_sync.online", "idle_blockers.sql")
 
 #: The SQLSTATE of "relation already exists".
 _DUPLICATE_TABLE = "42P07"
@@ -122,6 +124,7 @@ def _run_concurrently(engine: Engine, job: TenantJob, step: OnlineStep) -> None:
     with _locked(engine, job) as conn:
         _check_still_needed(conn, job.schema, step)
         valid, building = _index_state(conn, job.schema, step.table, step.index)
+        _check_no_idle_blocker(conn, job, step)
     if building:
         raise _Waiting(f"another session is building an index on {step.table}; a rerun finishes it")
     statements = []
@@ -177,6 +180,21 @@ def _check_still_needed(conn: Connection, schema: str, step: OnlineStep) -> None
         raise _Waiting(
             f"{step.table} changed since the tenant was planned (another run is changing it);"
             " a rerun finishes it"
+        )
+
+
+def _check_no_idle_blocker(conn: Connection, job: TenantJob, step: OnlineStep) -> None:
+    """Raise :class:`_Waiting` when a session idle in an old transaction would hold the
+    build up for good (see ``idle_blockers.sql``)."""
+    row = conn.execute(
+        sa.text(_IDLE_BLOCKERS_SQL),
+        {"schema": job.schema, "table": step.table, "older_than": job.options.lock_timeout},
+    ).first()
+    if row is not None:
+        pid, state, seconds = row
+        raise _Waiting(
+            f"session {pid} is {state} for {seconds} s, holding a lock on {step.table} or"
+            " a snapshot: the build would wait for it to end; end it, or rerun later"
         )
 
 

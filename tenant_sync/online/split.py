@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic.operations import ops
@@ -173,6 +173,13 @@ def _split_one(
         phases.validations.append(_validation(op.constraint_name, schema, table))
     elif isinstance(op, ops.AlterColumnOp) and op.modify_nullable is False:
         _split_set_not_null(op, schema, table, phases, helpers_present)
+    elif isinstance(op, ops.AddColumnOp) and _own_indexes(op.column):
+        # add_column builds a column's index=True index itself, in the transaction.
+        bare = op.column._copy()
+        bare.index = False
+        phases.first.append(ops.AddColumnOp(op.table_name, bare, schema=op.schema))
+        for index in _own_indexes(op.column):
+            phases.builds.append(_index_build(ops.CreateIndexOp.from_index(index), schema, table))
     elif (
         isinstance(op, ops.DropConstraintOp)
         and (table, str(op.constraint_name)) in helpers_present
@@ -215,6 +222,18 @@ def _split_set_not_null(
             "drop_helper",
             table,
         ),
+    ]
+
+
+def _own_indexes(column: sa.Column[Any]) -> list[sa.Index]:
+    """The named indexes that ``index=True`` gives ``column`` in the model."""
+    table = getattr(column, "table", None) if column.index else None
+    if table is None:
+        return []
+    return [
+        index
+        for index in table.indexes
+        if index.name and [c.name for c in index.columns] == [column.name]
     ]
 
 
