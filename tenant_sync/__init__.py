@@ -21,6 +21,8 @@ The package, from the top down (each layer imports only those below it):
   compared alone; retried;
 * the fast path, :mod:`tenant_sync.fastpath`: the catalog pass, one comparison per
   distinct shape, one round trip per changed tenant, signups from a kept plan;
+* the online path, :mod:`tenant_sync.online`: a big table's changes in two phases,
+  lock-safe, resumable from the catalog;
 * the core: :mod:`~tenant_sync.plan` and :mod:`~tenant_sync.apply` (Alembic
   autogenerate and ``Operations`` on one connection), :mod:`~tenant_sync.session`,
   :mod:`~tenant_sync.version_table`, :mod:`~tenant_sync.failures`,
@@ -42,6 +44,7 @@ from .errors import (
 from .logs import add_shared_log_file
 from .report import Drift, RunInfo, SyncReport, TenantResult, WaveOutcome
 from .selection import Selection
+from .steps import Steps
 from .versions import __version__
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "ReportFormatError",
     "RunInfo",
     "Selection",
+    "Steps",
     "SyncReport",
     "TenantResult",
     "TenantSync",

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.engine import URL, Engine
 
@@ -43,7 +43,7 @@ from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info, new_run_id
 from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection
-from .steps import OnSignup, Step, StepFunction, new_step
+from .steps import OnSignup, Step, StepFunctionT, Steps, register_step
 from .tenant import sync_one
 from .waves import (
     FailureLimit,
@@ -58,8 +58,6 @@ from .waves import (
 __all__ = ["TenantSync"]
 
 log = logging.getLogger(__name__)
-
-StepFunctionT = TypeVar("StepFunctionT", bound=StepFunction)
 
 
 class TenantSync:
@@ -107,6 +105,8 @@ class TenantSync:
         validated CHECK; ``"always"`` for every table; ``"never"`` for none.
     :param online_min_rows: the fewest rows (as ``pg_class`` estimates them) that make a
         table big for ``online="auto"``.
+    :param steps: data steps registered apart, in a :class:`~tenant_sync.steps.Steps`
+        (see :mod:`tenant_sync.steps`); :meth:`step` registers more.
     :param on_result: called in the calling thread with each TenantResult as it finishes.
     :param model_name: how reports name the model, e.g. ``"myapp.models:Base"``; by
         default found from ``metadata`` (see :mod:`tenant_sync.run_info`).
@@ -141,6 +141,7 @@ class TenantSync:
         verify: bool = False,
         online: OnlineMode = "auto",
         online_min_rows: int = 100_000,
+        steps: Steps | Iterable[Step] = (),
         on_result: Callable[[TenantResult], object] | None = None,
         model_name: str | None = None,
     ) -> None:
@@ -167,6 +168,10 @@ class TenantSync:
         self._cancel = threading.Event()
         self._signup_cache = SignupCache()
         self._steps: list[Step] = []
+        for step in steps:
+            register_step(self._steps, step.name, step.before, step.batch_size, step.on_signup)(
+                step.function
+            )
         self._jobs = RunJobs(
             self.engine, self.model, self.options, self._steps, self._cancel, self._usable_workers
         )
@@ -360,13 +365,7 @@ class TenantSync:
 
         :raises ConfigurationError: a bad argument, or a name registered already.
         """
-        new_step(name, print, before, batch_size, on_signup, self._steps)  # checked now
-
-        def register(function: StepFunctionT) -> StepFunctionT:
-            self._steps.append(new_step(name, function, before, batch_size, on_signup, self._steps))
-            return function
-
-        return register
+        return register_step(self._steps, name, before, batch_size, on_signup)
 
     @property
     def steps(self) -> tuple[Step, ...]:

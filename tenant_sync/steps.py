@@ -35,9 +35,9 @@ changes wait for a rerun.  A dry run lists, per tenant, the steps that would run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -54,9 +54,11 @@ __all__ = [
     "Step",
     "StepFunction",
     "StepTenant",
+    "Steps",
     "done_steps_of",
     "new_step",
     "pending_steps",
+    "register_step",
 ]
 
 #: What a new tenant does with a step: record it as done, or run it.
@@ -151,6 +153,65 @@ def new_step(
             f"step {name!r}: on_signup must be 'skip' or 'run', got {on_signup!r}"
         )
     return Step(name, function, before, batch_size, on_signup)  # type: ignore[arg-type]
+
+
+StepFunctionT = TypeVar("StepFunctionT", bound=StepFunction)
+
+
+class Steps:
+    """Data steps registered in a module of the application, apart from any TenantSync:
+    ``TenantSync(..., steps=steps)`` runs them, and so does the command line
+    (``tenant-sync sync --steps myapp.steps:steps``)::
+
+        steps = Steps()
+
+        @steps.step("2026-12 fill customers.full_name", batch_size=5000)
+        def fill_full_name(conn, tenant): ...
+    """
+
+    def __init__(self) -> None:
+        self._steps: list[Step] = []
+
+    def step(
+        self,
+        name: str,
+        *,
+        before: ChangeClass | None = "data_dependent",
+        batch_size: int | None = None,
+        on_signup: OnSignup = "skip",
+    ) -> Callable[[StepFunctionT], StepFunctionT]:
+        """Register a data step, as :meth:`TenantSync.step <tenant_sync.TenantSync.step>` does.
+
+        :raises ConfigurationError: a bad argument, or a name registered already.
+        """
+        return register_step(self._steps, name, before, batch_size, on_signup)
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(tuple(self._steps))
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __repr__(self) -> str:
+        return f"<Steps {', '.join(repr(step.name) for step in self._steps) or 'none'}>"
+
+
+def register_step(
+    registered: list[Step],
+    name: str,
+    before: ChangeClass | None,
+    batch_size: int | None,
+    on_signup: OnSignup,
+) -> Callable[[StepFunctionT], StepFunctionT]:
+    """A decorator that appends the checked step to ``registered``; its arguments are
+    checked at once, before there is a function."""
+    new_step(name, print, before, batch_size, on_signup, registered)
+
+    def register(function: StepFunctionT) -> StepFunctionT:
+        registered.append(new_step(name, function, before, batch_size, on_signup, registered))
+        return function
+
+    return register
 
 
 def pending_steps(steps: Iterable[Step], done: Iterable[str], new: bool) -> tuple[Step, ...]:

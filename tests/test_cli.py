@@ -508,3 +508,31 @@ def test_the_reports_say_what_the_run_was_run_against_and_never_show_the_passwor
     )
     assert "accept ['drop column *.legacy'], strict no, lock_timeout 2.0," in options
     assert html.escape(masked) in (tmp_path / "again.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            "nosuchmodule:steps",
+            "tenant-sync: error: --steps nosuchmodule:steps: no module named 'nosuchmodule'",
+        ),
+        (
+            "cli_model:metadata_v1",
+            "tenant-sync: error: --steps cli_model:metadata_v1: expected a tenant_sync.Steps, got MetaData",
+        ),
+        (
+            "cli_model",
+            "tenant-sync: error: --steps must be module:attribute (myapp.steps:steps), got 'cli_model'",
+        ),
+    ],
+)
+def test_bad_steps_option_is_one_line_and_exit_2(
+    database_url: URL, spec: str, message: str
+) -> None:
+    result = run_cli(
+        *("sync", "--url", text_url(database_url), "--model", "cli_model:metadata_v1"),
+        *("--steps", spec),
+    )
+    assert result.returncode == 2
+    assert non_log_lines(result.stderr)[0].startswith(message), result.stderr

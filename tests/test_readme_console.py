@@ -108,6 +108,24 @@ MODELS["v1-online"] = (
     )
 )
 
+# The data steps' change: customers.display_name, NOT NULL, filled by a step.
+MODELS["v1-steps"] = MODELS["v1"].replace(
+    "    legacy_code = sa.Column(sa.String(10))\n",
+    "    legacy_code = sa.Column(sa.String(10))\n"
+    "    display_name = sa.Column(sa.String(50), nullable=False)\n",
+)
+STEPS = """
+import sqlalchemy as sa
+from tenant_sync import Steps
+
+steps = Steps()
+
+
+@steps.step("2026-12 fill customers.display_name")
+def fill_display_name(conn, tenant):
+    conn.execute(sa.text("UPDATE customers SET display_name = name WHERE display_name IS NULL"))
+"""
+
 TENANTS = ("tenant_acme", "tenant_globex", "tenant_initech")
 
 
@@ -204,6 +222,16 @@ def _history(stage: Stage) -> None:
         stage.tenant_sync("sync", "--model", "myapp.models:Base")
 
 
+def _steps(stage: Stage) -> None:
+    stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
+    stage.sql("CREATE SCHEMA tenant_acme")
+    stage.model("v1")
+    stage.tenant_sync("sync", "--model", "myapp.models:Base")
+    stage.sql("INSERT INTO tenant_acme.customers (name) VALUES ('Ada'), ('Grace')")
+    stage.model("v1-steps")
+    (stage.workdir / "myapp" / "steps.py").write_text(STEPS)
+
+
 def _online(stage: Stage) -> None:
     stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
     stage.sql(*(f"CREATE SCHEMA {name}" for name in TENANTS[:2]))
@@ -234,6 +262,7 @@ SCENES: dict[str, dict[str, Setup | None]] = {
     "choosing": {"choosing-tenants": _choosing_tenants},
     "waves": {"waves-canary": _waves_canary},
     "online": {"online-sync": _online},
+    "steps": {"steps-sync": _steps},
     "history": {"history": _history},
     "session": {
         "session-list": _session_start,
@@ -350,6 +379,7 @@ _VARYING = [
     (re.compile(r"^\d\d:\d\d:\d\d ", re.M), "<hh:mm:ss> "),
     (re.compile(r"\b\d+\.\d+s\b"), "<d>s"),
     (re.compile(r"\b\d+m\d\ds\b"), "<d>s"),
+    (re.compile(r"\bran in \d+\.\d+ s\b"), "ran in <d> s"),
     (re.compile(r"pid \d+"), "pid <pid>"),
     # The server's and the libraries' versions are those of the machine the test runs on.
     (re.compile(r"\(PostgreSQL [0-9.]+\)"), "(PostgreSQL <version>)"),

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from helpers import build_with_create_all, differences, make_schemas, tables
 from sqlalchemy.engine import URL, Connection, Engine
 
-from tenant_sync import ConfigurationError, SyncReport, TenantSync
+from tenant_sync import ConfigurationError, Steps, SyncReport, TenantSync
 from tenant_sync.output.history import format_history
 from tenant_sync.output.summary import format_tenant_detail
 from tenant_sync.steps import SKIPPED_AT_SIGNUP, StepTenant
@@ -314,3 +314,36 @@ def _columns(engine: Engine, schema: str) -> set[str]:
             {"s": schema},
         )
         return set(rows.scalars())
+
+
+def test_steps_registered_apart_run_as_those_of_the_tenant_sync(
+    database_url: URL, engine: Engine
+) -> None:
+    """A ``Steps`` of the application's own module: the TenantSync runs its steps, in
+    order, with those registered on it after; a name twice is refused in one line."""
+    build_v1(database_url, engine, {"t1": 3})
+    ran: list[str] = []
+    steps = Steps()
+
+    @steps.step(FILL, batch_size=2)
+    def fill_apart(conn: Connection, tenant: StepTenant) -> int:
+        ran.append(f"{tenant}:{tenant.batch}")
+        return conn.execute(
+            sa.text(
+                "UPDATE customers SET full_name = name WHERE id IN"
+                " (SELECT id FROM customers WHERE full_name IS NULL LIMIT :n)"
+            ),
+            {"n": tenant.batch_size},
+        ).rowcount
+
+    with TenantSync(database_url, customers_v2(), tenants=["t1"], steps=steps) as ts:
+        ts.step("2026-12 count", before=None)(lambda conn, tenant: ran.append("count"))
+        with pytest.raises(
+            ConfigurationError, match=f"a step named '{FILL}' is already registered"
+        ):
+            ts.step(FILL)(fill)
+        assert [step.name for step in ts.steps] == [FILL, "2026-12 count"]
+        assert ts.sync_all().ok
+    assert ran == ["t1:0", "t1:1", "count"]
+    assert full_names(engine, "t1") == ["c1", "c2", "c3"]
+    assert len(steps) == 1 and "Steps" in repr(steps)

@@ -15,7 +15,7 @@ from ..discovery import SchemaItems, check_items, check_tenant_names, select_ten
 from ..engine import connect, make_engine
 from ..errors import ConfigurationError
 from ..history import read_history
-from ..loading import load_model
+from ..loading import load_model, load_steps
 from ..logs import add_shared_log_file
 from ..output.change_sets import format_change_sets
 from ..output.history import format_history
@@ -68,6 +68,7 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
         verify=args.verify,
         online=args.online,
         online_min_rows=args.online_min_rows,
+        steps=load_steps(args.steps) if args.steps else (),
         on_result=progress,
         model_name=args.model,
     ) as ts:

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare every tenant with the model one by one (slower)",
     )
     run.add_argument(
+        "--steps",
+        metavar="MODULE:ATTR",
+        help="data steps to run, a tenant_sync.Steps (myapp.steps:steps)",
+    )
+    run.add_argument(
         "--online",
         choices=("auto", "always", "never"),
         default="auto",
