@@ -63,7 +63,8 @@ _DUPLICATE_TABLE = "42P07"
 
 
 class _Waiting(Exception):
-    """Another session is building the index: the step is left for a later run."""
+    """The step must wait for a later run: another session's work on the table is in
+    flight, or a session idle in an old transaction would hold the step up."""
 
 
 def run_phase2(
