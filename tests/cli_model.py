@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from models import ledger_model, model_v1, model_v2
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tenant_sync import Steps
+
 metadata_v1 = model_v1()
 metadata_v2 = model_v2()
 not_a_model = 42
@@ -38,3 +40,18 @@ class Invoice(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"))
     total: Mapped[int] = mapped_column(server_default="0")
+
+
+# Data steps for ``--steps cli_model:steps``: a seed row at signup, and one that only
+# older tenants would run.
+steps = Steps()
+
+
+@steps.step("seed the first customer", on_signup="run")
+def seed_customer(conn: sa.Connection, tenant: object) -> None:
+    conn.execute(sa.text("INSERT INTO customers (email) VALUES ('owner@example.com')"))
+
+
+@steps.step("backfill something old tenants lack")
+def backfill(conn: sa.Connection, tenant: object) -> None:
+    raise AssertionError("a new tenant records this step without running it")

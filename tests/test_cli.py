@@ -536,3 +536,27 @@ def test_bad_steps_option_is_one_line_and_exit_2(
     )
     assert result.returncode == 2
     assert non_log_lines(result.stderr)[0].startswith(message), result.stderr
+
+
+def test_signup_with_steps_runs_the_on_signup_ones_and_records_the_others(
+    database_url: URL, engine: Engine
+) -> None:
+    url = text_url(database_url)
+    signed = run_cli(
+        *("signup", "--url", url, "--model", "cli_model:Base", "--steps", "cli_model:steps"),
+        "new_a",
+    )
+    assert signed.returncode == 0, signed.stderr
+    with engine.connect() as conn:
+        emails = conn.execute(sa.text("SELECT email FROM new_a.customers")).scalars().all()
+        recorded = (
+            conn.execute(
+                sa.text(
+                    "SELECT step FROM new_a.tenant_sync_history WHERE step IS NOT NULL ORDER BY 1"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert emails == ["owner@example.com"]
+    assert recorded == ["backfill something old tenants lack", "seed the first customer"]

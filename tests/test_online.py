@@ -309,11 +309,12 @@ def test_two_runs_at_once_end_migrated_or_partial_and_a_rerun_has_nothing_left(
         assert event_count(engine, name) == 2_000
 
 
-def test_a_new_column_with_a_foreign_key_and_an_index_is_added_online(
+def test_new_columns_with_a_foreign_key_an_index_and_unique_are_added_online(
     database_url: URL, engine: Engine
 ) -> None:
-    """add_column would build the column's index in the transaction, and the foreign key
-    would scan the table under a lock that blocks writes: both go to phase 2."""
+    """add_column would build the column's index (index=True, unique=True) in the
+    transaction, and the foreign key would scan the table under a lock that blocks
+    writes: all go to phase 2."""
     build_v1(database_url, engine, {"big": BIG_ROWS})
     model = events_model(False)
     events = model.tables["events"]
@@ -322,13 +323,16 @@ def test_a_new_column_with_a_foreign_key_and_an_index_is_added_online(
             "ref_id", sa.Integer, sa.ForeignKey("accounts.id", name="fk_events_ref"), index=True
         )
     )
+    events.append_column(sa.Column("code", sa.Text, unique=True))
     build_with_create_all(engine, model, "reference")
     with TenantSync(database_url, model, tenants=["big"], online_min_rows=MIN_ROWS) as ts:
         (result,) = ts.sync_all().results
     assert result.status == "migrated", result.error
     sql = "\n".join(result.sql)
-    assert "CREATE INDEX ix_events_ref_id" not in sql
+    assert "CREATE INDEX ix_events_ref_id" not in sql and " UNIQUE (code)" not in sql
     assert "CREATE INDEX CONCURRENTLY ix_events_ref_id" in sql
+    assert 'CREATE UNIQUE INDEX CONCURRENTLY "events_code_key"' in sql
+    assert 'ADD CONSTRAINT "events_code_key" UNIQUE USING INDEX "events_code_key"' in sql
     assert 'VALIDATE CONSTRAINT "fk_events_ref"' in sql
     assert differences(engine, "big", "reference") == {}
     assert leftovers(engine, "big") == []

@@ -116,6 +116,7 @@ def signup_command(args: argparse.Namespace, progress: LiveProgress | None) -> i
         _url(args),
         metadata,
         tenants=list(args.names),
+        steps=load_steps(args.steps) if args.steps else (),
         lock_timeout=args.lock_timeout,
         statement_timeout=args.statement_timeout,
         retries=args.retries,

@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     signup.add_argument("--url", help=f"database URL (default: ${URL_ENVIRONMENT_VARIABLE})")
     signup.add_argument("names", nargs="+", metavar="NAME", help="the new tenant schemas")
+    signup.add_argument(
+        "--steps",
+        metavar="MODULE:ATTR",
+        help="data steps, a tenant_sync.Steps: those with on_signup='run' run, the others"
+        " are recorded as done",
+    )
     signup.set_defaults(command=signup_command)
 
     listing = commands.add_parser("list", parents=[common, db], help="list the tenant schemas")

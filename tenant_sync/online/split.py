@@ -173,13 +173,18 @@ def _split_one(
         phases.validations.append(_validation(op.constraint_name, schema, table))
     elif isinstance(op, ops.AlterColumnOp) and op.modify_nullable is False:
         _split_set_not_null(op, schema, table, phases, helpers_present)
-    elif isinstance(op, ops.AddColumnOp) and _own_indexes(op.column):
-        # add_column builds a column's index=True index itself, in the transaction.
+    elif isinstance(op, ops.AddColumnOp) and (_own_indexes(op.column) or _own_unique(op.column)):
+        # add_column builds the index of a column declared index=True or unique=True
+        # itself, in the transaction: the column is added bare, its index built after.
         bare = op.column._copy()
-        bare.index = False
+        bare.index, bare.unique = False, False
         phases.first.append(ops.AddColumnOp(op.table_name, bare, schema=op.schema))
         for index in _own_indexes(op.column):
             phases.builds.append(_index_build(ops.CreateIndexOp.from_index(index), schema, table))
+        unique = _own_unique(op.column)
+        if unique is not None:
+            constraint = ops.CreateUniqueConstraintOp(unique, table, [op.column.name])
+            _split_one(constraint, schema, table, phases, not_null, helpers_present, tenant_types)
     elif (
         isinstance(op, ops.DropConstraintOp)
         and (table, str(op.constraint_name)) in helpers_present
@@ -235,6 +240,21 @@ def _own_indexes(column: sa.Column[Any]) -> list[sa.Index]:
         for index in table.indexes
         if index.name and [c.name for c in index.columns] == [column.name]
     ]
+
+
+def _own_unique(column: sa.Column[Any]) -> str | None:
+    """The name of the UNIQUE constraint that ``unique=True`` gives ``column``: the model's
+    name, else the one PostgreSQL derives (None when it would be truncated)."""
+    table = getattr(column, "table", None) if column.unique else None
+    if table is None:
+        return None
+    for constraint in table.constraints:
+        columns = [c.name for c in getattr(constraint, "columns", ())]
+        named = isinstance(constraint.name, str)
+        if isinstance(constraint, sa.UniqueConstraint) and columns == [column.name] and named:
+            return str(constraint.name)
+    derived = f"{table.name}_{column.name}_key"
+    return derived if len(derived.encode()) <= MAX_IDENTIFIER_BYTES else None
 
 
 def _helper_column(op: ops.DropConstraintOp, not_null: set[tuple[str, str]]) -> str:
