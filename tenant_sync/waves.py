@@ -18,7 +18,7 @@ Tenants after the last wave (when it is not ``1.0``) are not synced this run: th
 reported ``skipped``.
 
 The next wave starts only if the one before had at most ``max_failures`` failed
-tenants: a count, or a fraction ``0 <= F < 1`` of that wave's tenants.  Otherwise the
+tenants (a ``partial`` tenant, whose online steps did not finish, counts as failed): a count, or a fraction ``0 <= F < 1`` of that wave's tenants.  Otherwise the
 tenants of every later wave are reported ``skipped``, with the reason.  A dry run
 applies the same rule to the tenants it finds would fail, so it shows where a sync
 would stop.
@@ -169,12 +169,14 @@ class Rollout:
             status: found.count(status) for status in STATUSES if status in found
         }
         limit = self._limit(len(names))
-        failed = counts.get("failed", 0)
+        partial = counts.get("partial", 0)
+        failed = counts.get("failed", 0) + partial
         if cancelled:
             self._reason = "the run was cancelled"
         elif failed > limit and number < len(self.waves):
             self._reason = (
-                f"{failed} of {len(names)} tenants failed in wave {number},"
+                f"{failed} of {len(names)} tenants failed"
+                f"{' or were left partial' if partial else ''} in wave {number},"
                 f" more than max_failures allows ({_limit_words(self.max_failures, limit)})"
             )
         note = self._reason if number < len(self.waves) else None

@@ -376,3 +376,20 @@ def test_a_session_idle_in_an_old_transaction_makes_the_build_wait_not_hang(
     with TenantSync(database_url, index_only_model(), tenants=["big"]) as ts:
         (rerun,) = ts.sync_all().results
     assert rerun.status == "migrated", rerun.error
+
+
+def test_a_canary_left_partial_stops_the_waves(database_url: URL, engine: Engine) -> None:
+    """A canary whose online steps did not finish counts as failed for ``max_failures``."""
+    build_v1(database_url, engine, {"big": BIG_ROWS, "small": 10})
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
+    with TenantSync(
+        database_url, events_model(True), tenants=["big", "small"], online_min_rows=MIN_ROWS
+    ) as ts:
+        report = ts.sync_all(waves=[["big"], 1.0])
+    assert report.get("big").status == "partial"  # type: ignore[union-attr]
+    small = report.get("small")
+    assert small is not None and small.status == "skipped"
+    assert report.waves[0].note == (
+        "1 of 1 tenants failed or were left partial in wave 1, more than max_failures allows (0)"
+    )
