@@ -43,7 +43,7 @@ from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info, new_run_id
 from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection
-from .steps import OnSignup, Step, StepFunctionT, Steps, register_step
+from .steps import OnSignup, Step, StepFunctionT, Steps
 from .tenant import sync_one
 from .waves import (
     FailureLimit,
@@ -167,11 +167,7 @@ class TenantSync:
         self.engine, self._owns_engine = make_engine(engine_or_url, workers)
         self._cancel = threading.Event()
         self._signup_cache = SignupCache()
-        self._steps: list[Step] = []
-        for step in steps:
-            register_step(self._steps, step.name, step.before, step.batch_size, step.on_signup)(
-                step.function
-            )
+        self._steps = Steps(steps)
         self._jobs = RunJobs(
             self.engine, self.model, self.options, self._steps, self._cancel, self._usable_workers
         )
@@ -354,18 +350,12 @@ class TenantSync:
         batch_size: int | None = None,
         on_signup: OnSignup = "skip",
     ) -> Callable[[StepFunctionT], StepFunctionT]:
-        """Register a data step: a function that runs once in each tenant (a decorator).
-
-        ``fn(conn, tenant)`` runs in a transaction of its own, ``search_path`` set to the
-        tenant, after the changes of the classes below ``before`` (None: after every
-        change) and before the others; the step is recorded in the tenant's history and
-        never runs there again.  With ``batch_size``, it is called until a call returns
-        fewer rows than that, each call committed.  A new tenant records it as done
-        (``on_signup="skip"``) or runs it (``"run"``).  See :mod:`tenant_sync.steps`.
+        """Register a data step that runs once in each tenant (a decorator): see
+        :meth:`Steps.step <tenant_sync.steps.Steps.step>`.
 
         :raises ConfigurationError: a bad argument, or a name registered already.
         """
-        return register_step(self._steps, name, before, batch_size, on_signup)
+        return self._steps.step(name, before=before, batch_size=batch_size, on_signup=on_signup)
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -31,7 +31,7 @@ from .plan import ignored_tables
 from .report import TenantResult
 from .runner import JobRunner
 from .selection import Selection, vet
-from .steps import Step, done_steps_of, pending_steps
+from .steps import Step, Steps, done_steps_of, pending_steps
 from .tenant import TenantJob
 
 __all__ = ["ChunkJobs", "RunJobs", "chunk_jobs"]
@@ -42,14 +42,14 @@ class RunJobs:
     """What a :class:`~tenant_sync.TenantSync` run makes its jobs with: the catalog pass's
     chunks, the vetting of non-tenants, and each chunk's results and jobs.
 
-    ``steps`` is the TenantSync's own list, which :meth:`~tenant_sync.TenantSync.step`
-    appends to; ``workers`` says how many workers the engine can serve.
+    ``steps`` is the TenantSync's own registry, which :meth:`~tenant_sync.TenantSync.step`
+    adds to; ``workers`` says how many workers the engine can serve.
     """
 
     engine: Engine
     model: Model
     options: SyncOptions
-    steps: list[Step]
+    steps: Steps
     cancel: threading.Event
     workers: Callable[[], int]
 
@@ -83,7 +83,7 @@ class RunJobs:
                 names,
                 shapes,
                 selection,
-                self.steps,
+                tuple(self.steps),
                 dry_run=dry_run,
                 strict=self.options.strict,
                 make_job=functools.partial(self.job, run_id=run_id),

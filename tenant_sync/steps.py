@@ -169,8 +169,12 @@ class Steps:
         def fill_full_name(conn, tenant): ...
     """
 
-    def __init__(self) -> None:
+    def __init__(self, steps: Iterable[Step] = ()) -> None:
         self._steps: list[Step] = []
+        for step in steps:
+            register_step(self._steps, step.name, step.before, step.batch_size, step.on_signup)(
+                step.function
+            )
 
     def step(
         self,
@@ -180,7 +184,14 @@ class Steps:
         batch_size: int | None = None,
         on_signup: OnSignup = "skip",
     ) -> Callable[[StepFunctionT], StepFunctionT]:
-        """Register a data step, as :meth:`TenantSync.step <tenant_sync.TenantSync.step>` does.
+        """Register a data step: a function that runs once in each tenant (a decorator).
+
+        ``fn(conn, tenant)`` runs in a transaction of its own, ``search_path`` set to the
+        tenant, after the changes of the classes below ``before`` (None: after every
+        change) and before the others; the step is recorded in the tenant's history and
+        never runs there again.  With ``batch_size``, it is called until a call returns
+        fewer rows than that, each call committed.  A new tenant records it as done
+        (``on_signup="skip"``) or runs it (``"run"``).  See the module's documentation.
 
         :raises ConfigurationError: a bad argument, or a name registered already.
         """
