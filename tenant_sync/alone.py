@@ -112,6 +112,8 @@ def with_steps(engine: Engine, job: TenantJob, tried: list[Changes]) -> Outcome:
 
     A failure after a phase or a step committed is an outcome, ``failed``, that says what
     stays committed; a transient error is raised, to be retried from the catalog's state.
+    A phase whose online steps did not finish leaves the tenant ``partial``: its later
+    steps and phases wait for a rerun.
     """
     committed: list[Outcome] = []
     try:
@@ -121,18 +123,37 @@ def with_steps(engine: Engine, job: TenantJob, tried: list[Changes]) -> Outcome:
                 committed.append(outcome)
                 if outcome.built:
                     return outcome
+                if outcome.status == "partial":
+                    return _partial(committed)
             for step in steps:
                 if _run_step(engine, job, step):
                     committed.append(Outcome("migrated", Changes(), steps=(step.name,)))
         if not job.up_to_date:
             committed.append(in_transaction(engine, job, tried))
+            if committed[-1].status == "partial":
+                return _partial(committed)
     except Exception as exc:
         if transient_reason(exc):
             raise
         return Outcome("failed", _merged(committed), _failure(exc, committed), _ran(committed))
     changes = _merged(committed)
     ran = _ran(committed)
-    return Outcome("migrated" if changes.operations or ran else "unchanged", changes, None, ran)
+    status: Status = "migrated" if changes.operations or ran else "unchanged"
+    return Outcome(status, changes, None, ran, online=_online_lines(committed))
+
+
+def _partial(committed: list[Outcome]) -> Outcome:
+    """The tenant's outcome when its latest phase ended ``partial``: every phase's changes."""
+    return replace(
+        committed[-1],
+        changes=_merged(committed),
+        steps=_ran(committed),
+        online=_online_lines(committed),
+    )
+
+
+def _online_lines(outcomes: list[Outcome]) -> tuple[str, ...]:
+    return tuple(line for outcome in outcomes for line in outcome.online)
 
 
 def _sync_in_transaction(

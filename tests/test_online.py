@@ -393,3 +393,34 @@ def test_a_canary_left_partial_stops_the_waves(database_url: URL, engine: Engine
     assert report.waves[0].note == (
         "1 of 1 tenants failed or were left partial in wave 1, more than max_failures allows (0)"
     )
+
+
+def test_a_data_step_between_online_phases(database_url: URL, engine: Engine) -> None:
+    """Expand (a column, an index built concurrently), backfill (the step), contract
+    (NOT NULL through a validated helper CHECK): every phase online on a big table."""
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    model = index_only_model()
+    model.tables["events"].append_column(sa.Column("label", sa.Text, nullable=False))
+    build_with_create_all(engine, model, "reference")
+    with TenantSync(database_url, model, tenants=["big"], online_min_rows=MIN_ROWS) as ts:
+
+        @ts.step("fill events.label", batch_size=2_000)
+        def fill_label(conn: sa.Connection, tenant: object) -> int:
+            return int(
+                conn.exec_driver_sql(
+                    "UPDATE events SET label = kind WHERE id IN"
+                    " (SELECT id FROM events WHERE label IS NULL LIMIT 2000)"
+                ).rowcount
+            )
+
+        (result,) = ts.sync_all().results
+    assert result.status == "migrated", result.error
+    assert result.steps == ["fill events.label"]
+    assert "create index ix_events_account_id on events (account_id) concurrently: done" in (
+        result.online
+    )
+    assert "set not null on events.label, checked by tenant_sync_not_null_label: done" in (
+        result.online
+    )
+    assert differences(engine, "big", "reference") == {}
+    assert leftovers(engine, "big") == []
