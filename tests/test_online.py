@@ -7,14 +7,17 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from browser import DevTools, find_chromium
 from helpers import build_with_create_all, catalog_snapshot, differences, make_schemas
 from online_models import events_model, index_only_model, load_events, online_leftovers
 from sqlalchemy.engine import URL, Engine
 
 from tenant_sync import ConfigurationError, SyncReport, TenantResult, TenantSync
+from tenant_sync.output.html import write_html
 from tenant_sync.output.summary import format_summary
 
 BIG_ROWS = 5_000
@@ -424,3 +427,35 @@ def test_a_data_step_between_online_phases(database_url: URL, engine: Engine) ->
     )
     assert differences(engine, "big", "reference") == {}
     assert leftovers(engine, "big") == []
+
+
+def test_the_html_report_shows_a_partial_tenant_and_its_online_steps(
+    database_url: URL, engine: Engine, tmp_path: Path
+) -> None:
+    chromium = find_chromium()
+    build_v1(database_url, engine, {"big": BIG_ROWS})
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
+    with TenantSync(
+        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
+    ) as ts:
+        report = ts.sync_all()
+    (result,) = report.results
+    assert result.status == "partial"
+    page_file = write_html(report, tmp_path / "report.html")
+    with DevTools(chromium, tmp_path / "profile") as page:
+        page.open(page_file.as_uri())
+        verdict = page.evaluate("document.querySelector('h1 .verdict').innerText")
+        assert verdict == "no failures, 1 partial"
+        badge = "document.querySelector('tr.tenant[data-schema=big] .badge').innerText"
+        assert page.evaluate(badge) == "partial"
+        page.click("tr.tenant[data-schema=big] button.toggle")
+        detail = "document.querySelector('tr.detail[data-schema=big]')"
+        assert page.wait_for(f"{detail} && {detail}.checkVisibility()")
+        sections = dict(
+            page.evaluate(
+                f"Array.from({detail}.querySelectorAll('section'), (s) => [s.querySelector('h3')"
+                ".textContent, Array.from(s.querySelectorAll('li'), (li) => li.innerText)])"
+            )
+        )
+    assert sections["Online steps, after the tenant's transaction"] == result.online
