@@ -35,6 +35,14 @@ def build_v1(url: URL, engine: Engine, rows: dict[str, int]) -> None:
             load_events(conn, schema, count)
 
 
+def build_v1_with_a_null_note(url: URL, engine: Engine, rows: dict[str, int]) -> None:
+    """As :func:`build_v1`, with one NULL note in ``big``: v2's NOT NULL fails there in
+    phase 2, after phase 1 committed."""
+    build_v1(url, engine, rows)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
+
+
 def leftovers(engine: Engine, schema: str) -> list[str]:
     with engine.connect() as conn:
         return online_leftovers(conn, schema)
@@ -120,9 +128,7 @@ def test_a_dry_run_lists_the_online_steps_and_changes_nothing(
 def test_a_failed_online_step_leaves_the_tenant_partial_and_a_rerun_finishes_it(
     database_url: URL, engine: Engine, reference: str
 ) -> None:
-    build_v1(database_url, engine, {"big": BIG_ROWS})
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
+    build_v1_with_a_null_note(database_url, engine, {"big": BIG_ROWS})
     with TenantSync(
         database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
     ) as ts:
@@ -383,9 +389,7 @@ def test_a_session_idle_in_an_old_transaction_makes_the_build_wait_not_hang(
 
 def test_a_canary_left_partial_stops_the_waves(database_url: URL, engine: Engine) -> None:
     """A canary whose online steps did not finish counts as failed for ``max_failures``."""
-    build_v1(database_url, engine, {"big": BIG_ROWS, "small": 10})
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
+    build_v1_with_a_null_note(database_url, engine, {"big": BIG_ROWS, "small": 10})
     with TenantSync(
         database_url, events_model(True), tenants=["big", "small"], online_min_rows=MIN_ROWS
     ) as ts:
@@ -433,9 +437,7 @@ def test_the_html_report_shows_a_partial_tenant_and_its_online_steps(
     database_url: URL, engine: Engine, tmp_path: Path
 ) -> None:
     chromium = find_chromium()
-    build_v1(database_url, engine, {"big": BIG_ROWS})
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
+    build_v1_with_a_null_note(database_url, engine, {"big": BIG_ROWS})
     with TenantSync(
         database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
     ) as ts:
