@@ -228,7 +228,7 @@ def _online(
     options = job.options
     tables = job.online_tables
     if tables is None:
-        found = big_tables(conn, [job.schema], options.online, options.online_min_rows)
+        found = big_tables(conn, [job.schema], options)
         tables = found.get(job.schema, frozenset())
     if not tables:
         return plan, (), ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from .classes import DEFAULT_ALLOWED, AllowSpec
 from .errors import ConfigurationError
@@ -61,7 +61,7 @@ class SyncOptions:
                 f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}",
                 option="retry_backoff",
             )
-        if self.online not in ("auto", "always", "never"):
+        if self.online not in get_args(OnlineMode):
             raise ConfigurationError(
                 f"online must be 'auto', 'always' or 'never', got {self.online!r}",
                 option="online",

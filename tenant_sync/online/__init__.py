@@ -31,7 +31,6 @@ from .phase2 import StepOutcome, run_phase2
 from .split import OnlineStep, split_online
 
 __all__ = [
-    "ONLINE_MODES",
     "OnlineMode",
     "OnlineStep",
     "StepOutcome",
@@ -41,9 +40,6 @@ __all__ = [
     "split_online",
     "tenant_types",
 ]
-
-#: The values ``online=`` takes.
-ONLINE_MODES: tuple[OnlineMode, ...] = ("auto", "always", "never")
 
 _BIG_TABLES_SQL = read_query("tenant_sync.online", "big_tables.sql")
 
@@ -56,15 +52,13 @@ def online_rows(options: SyncOptions) -> float | None:
 
 
 def big_tables(
-    conn: Connection, schemas: Sequence[str], mode: OnlineMode, min_rows: int
+    conn: Connection, schemas: Sequence[str], options: SyncOptions
 ) -> dict[str, frozenset[str]]:
     """The tables of each of ``schemas`` that take the online path, by schema (one query)."""
-    if mode == "never" or not schemas:
+    min_rows = online_rows(options)
+    if min_rows is None or not schemas:
         return {}
-    rows = conn.execute(
-        sa.text(_BIG_TABLES_SQL),
-        {"schemas": list(schemas), "min_rows": 0 if mode == "always" else min_rows},
-    )
+    rows = conn.execute(sa.text(_BIG_TABLES_SQL), {"schemas": list(schemas), "min_rows": min_rows})
     found: dict[str, set[str]] = defaultdict(set)
     for schema, table in rows:
         found[schema].add(table)

@@ -18,4 +18,5 @@ CROSS JOIN LATERAL (
 ) m
 JOIN pg_catalog.pg_class c ON c.oid = m.objid AND c.relkind = 'r'
 WHERE n.nspname = ANY(CAST(:schemas AS text[]))
-    AND greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid)) >= :min_rows
+    AND CASE WHEN c.reltuples >= 0 THEN c.reltuples
+        ELSE pg_catalog.pg_stat_get_live_tuples(c.oid) END >= CAST(:min_rows AS float8)
