@@ -43,6 +43,11 @@ def build_v1_with_a_null_note(url: URL, engine: Engine, rows: dict[str, int]) ->
         conn.exec_driver_sql("UPDATE big.events SET note = NULL WHERE id = 7")
 
 
+def big_tenant_at_v2(url: URL) -> TenantSync:
+    """A TenantSync of v2 for the tenant ``big``, big above MIN_ROWS."""
+    return TenantSync(url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS)
+
+
 def leftovers(engine: Engine, schema: str) -> list[str]:
     with engine.connect() as conn:
         return online_leftovers(conn, schema)
@@ -112,9 +117,7 @@ def test_a_dry_run_lists_the_online_steps_and_changes_nothing(
 ) -> None:
     build_v1(database_url, engine, {"big": BIG_ROWS})
     before = catalog_snapshot(engine)
-    with TenantSync(
-        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
-    ) as ts:
+    with big_tenant_at_v2(database_url) as ts:
         (result,) = ts.sync_all(dry_run=True).results
     assert result.status == "planned"
     assert result.online[0] == (
@@ -129,9 +132,7 @@ def test_a_failed_online_step_leaves_the_tenant_partial_and_a_rerun_finishes_it(
     database_url: URL, engine: Engine, reference: str
 ) -> None:
     build_v1_with_a_null_note(database_url, engine, {"big": BIG_ROWS})
-    with TenantSync(
-        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
-    ) as ts:
+    with big_tenant_at_v2(database_url) as ts:
         report = ts.sync_all()
         (result,) = report.results
         assert result.status == "partial"
@@ -200,9 +201,7 @@ def test_a_rerun_finishes_from_the_catalog_what_an_interrupted_run_left(
         "not validated fk_events_account",
         "not validated tenant_sync_not_null_note",
     ]
-    with TenantSync(
-        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
-    ) as ts:
+    with big_tenant_at_v2(database_url) as ts:
         (planned,) = ts.sync_all(dry_run=True).results
         assert "validate constraint fk_events_account on events" in planned.operations
         assert any("drop index ix_events_account_id" in op for op in planned.operations)
@@ -438,9 +437,7 @@ def test_the_html_report_shows_a_partial_tenant_and_its_online_steps(
 ) -> None:
     chromium = find_chromium()
     build_v1_with_a_null_note(database_url, engine, {"big": BIG_ROWS})
-    with TenantSync(
-        database_url, events_model(True), tenants=["big"], online_min_rows=MIN_ROWS
-    ) as ts:
+    with big_tenant_at_v2(database_url) as ts:
         report = ts.sync_all()
     (result,) = report.results
     assert result.status == "partial"
