@@ -90,15 +90,22 @@ class JobRunner:
                 self.progress.maybe_log()
                 if not wait:
                     return
+                # A Ctrl-C between taking a future off the queue and discarding it, or
+                # between submitting one and adding its callback, leaves a future done
+                # that the queue will never bring again: found here instead of awaited.
+                for future in [future for future in self._pending if future.done()]:
+                    self._take(future)
                 continue
-            if future not in self._pending:
-                continue  # already gathered before an interruption
-            # Recorded before anything that may be interrupted, so none is lost.
-            result = future.result()
-            self.results[result.schema] = result
-            self._pending.discard(future)
-            self.collect(result)
+            if future in self._pending:  # else gathered before an interruption
+                self._take(future)
             self.progress.maybe_log()
+
+    def _take(self, future: Future[TenantResult]) -> None:
+        # Recorded before anything that may be interrupted, so none is lost.
+        result = future.result()
+        self.results[result.schema] = result
+        self._pending.discard(future)
+        self.collect(result)
 
 
 def warn_differences(results: list[TenantResult], named: int = 3) -> None:

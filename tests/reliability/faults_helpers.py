@@ -7,6 +7,7 @@ tenant caught half-way between model v1 and model v2 cannot pass for either.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -215,10 +216,21 @@ def start_sync_process(url: URL, report_path: Path, workers: int = 4) -> subproc
 
 
 def stop_process(process: subprocess.Popen[str]) -> None:
-    """Kill the process if it still runs, and reap it (a no-op once it was reaped)."""
+    """Kill the process if it still runs, and reap it (a no-op once it was reaped).
+
+    A process still running here is hung (or the test failed first): before it is
+    killed, it prints every thread's stack (``faults_sync.py`` dumps them on SIGUSR1),
+    and the stacks go to this test's captured output.
+    """
     if process.poll() is None:
-        process.kill()
-    process.communicate(timeout=30)
+        process.send_signal(signal.SIGUSR1)
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    out, err = process.communicate(timeout=30)
+    if err:
+        print(f"stderr of the sync process:\n{err}")
 
 
 def clone_database(admin_engine: Engine, template: URL, label: str) -> URL:

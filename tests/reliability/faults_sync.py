@@ -8,6 +8,7 @@ When the run ends, writes its report (JSON) to REPORT_PATH and exits 0.  On Ctrl
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     # Ctrl-C must raise KeyboardInterrupt even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A test that finds this process hung asks it, with SIGUSR1, where every thread is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for models
     from models import model_v2
 
