@@ -228,7 +228,7 @@ def stop_process(process: subprocess.Popen[str]) -> None:
             process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             process.kill()
-    out, err = process.communicate(timeout=30)
+    _out, err = process.communicate(timeout=30)
     if err:
         print(f"stderr of the sync process:\n{err}")
 
