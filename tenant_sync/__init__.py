@@ -41,8 +41,9 @@ from .errors import (
     ReportFormatError,
     TenantSyncError,
 )
+from .fleet import Fleet
 from .logs import add_shared_log_file
-from .report import Drift, RunInfo, SyncReport, TenantResult, WaveOutcome
+from .report import DatabaseRun, Drift, RunInfo, SyncReport, TenantResult, WaveOutcome
 from .selection import Selection
 from .steps import Steps
 from .versions import __version__
@@ -50,8 +51,10 @@ from .versions import __version__
 __all__ = [
     "ConfigurationError",
     "DatabaseConnectionError",
+    "DatabaseRun",
     "DiscoveryError",
     "Drift",
+    "Fleet",
     "ReportFormatError",
     "RunInfo",
     "Selection",

@@ -43,6 +43,7 @@ from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info, new_run_id
 from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection
+from .shards import Shard, check_shard, in_shard
 from .steps import OnSignup, Step, StepFunctionT, Steps
 from .tenant import sync_one
 from .waves import (
@@ -110,6 +111,10 @@ class TenantSync:
     :param on_result: called in the calling thread with each TenantResult as it finishes.
     :param model_name: how reports name the model, e.g. ``"myapp.models:Base"``; by
         default found from ``metadata`` (see :mod:`tenant_sync.run_info`).
+    :param shard: ``(I, N)``: only share I (from 0) of N of the tenants, by a stable hash
+        of the database's ``name`` and the schema (see :mod:`tenant_sync.shards`).
+    :param name: how results name this database (a :class:`~tenant_sync.fleet.Fleet`
+        names each of its own); by default None, and shards hash the URL's database name.
 
     Configuration and connection problems raise
     :class:`~tenant_sync.errors.TenantSyncError`; a tenant's failure never raises, it is
@@ -144,7 +149,11 @@ class TenantSync:
         steps: Steps | Iterable[Step] = (),
         on_result: Callable[[TenantResult], object] | None = None,
         model_name: str | None = None,
+        shard: Shard | None = None,
+        name: str | None = None,
     ) -> None:
+        self.shard = check_shard(shard) if shard is not None else None
+        self.name = name
         self.options = SyncOptions(
             workers=workers,
             allow=parse_allow(allow, allow_destructive),
@@ -160,7 +169,7 @@ class TenantSync:
             online_min_rows=online_min_rows,
         )
         self.model = Model(metadata)
-        self._model_name = model_name or describe_model(metadata, self.model.metadata)
+        self.model_name = model_name or describe_model(metadata, self.model.metadata)
         self.tenants = tenants
         self.exclude = exclude_items(exclude)
         self.on_result = on_result
@@ -175,6 +184,10 @@ class TenantSync:
 
     def __repr__(self) -> str:
         return f"<TenantSync {masked_url(self.engine.url)} workers={self.options.workers}>"
+
+    def in_shard(self, schema: str) -> bool:
+        """True when ``schema`` is in this run's ``shard`` (always, without one)."""
+        return in_shard(self.name or self.engine.url.database or "", schema, self.shard)
 
     def list_tenants(self) -> list[str]:
         """Return the tenant schema names, as selected by ``tenants``, less ``exclude``.
@@ -206,6 +219,7 @@ class TenantSync:
         waves: WaveSpec = None,
         max_failures: FailureLimit = 0,
         order: OrderSpec = None,
+        run_id: str | None = None,
     ) -> SyncReport:
         """Sync every tenant, ``workers`` at a time, and return the report.
 
@@ -228,6 +242,9 @@ class TenantSync:
         round trip, after re-checking under their own lock that they are as the pass
         saw them (see :mod:`tenant_sync.fastpath`).
 
+        ``run_id`` is the id the run's history entries carry (a fleet gives each of its
+        databases its own); by default a new one.
+
         :raises ConfigurationError: bad ``waves``, ``max_failures`` or ``order``, or a
             wave names a schema the run does not select; raised before any tenant runs.
         """
@@ -240,6 +257,8 @@ class TenantSync:
         names = ordered_by(selection.names, order, self.engine)
         rollout = Rollout(waves, names, max_failures)
         report.run = self.run_info(dry_run)
+        if run_id is not None:
+            report.run = replace(report.run, run_id=run_id)
         run_id = report.run.run_id
         if rollout.staged:
             options = {**report.run.options, **rollout_options(waves, max_failures, order)}
@@ -256,7 +275,7 @@ class TenantSync:
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
                 runner = JobRunner(
-                    self.engine, pool, self._cancel, results, progress, self.on_result
+                    self.engine, pool, self._cancel, results, progress, self.on_result, self.name
                 )
                 for number, wave in rollout:
                     jobs = self._jobs.by_chunk(pool, selection.only(wave), dry_run, runner, run_id)
@@ -268,7 +287,9 @@ class TenantSync:
             not_run = rollout.not_run() if rollout.staged else {}
             report.waves = rollout.outcomes
             report.results = [
-                results.get(name) or not_started(name, not_run.get(name)) for name in names
+                results.get(name)
+                or replace(not_started(name, not_run.get(name)), database=self.name)
+                for name in names
             ]
             self._finish(report, started)
         return report
@@ -282,7 +303,7 @@ class TenantSync:
         return gather_run_info(
             self.engine,
             self.model,
-            self._model_name,
+            self.model_name,
             self.tenants,
             self.options,
             dry_run,
@@ -338,7 +359,7 @@ class TenantSync:
             run_id=new_run_id(),
             steps=steps,
         )
-        result = sync_one(self.engine, job)
+        result = replace(sync_one(self.engine, job), database=self.name)
         log_result(result)
         return result
 
@@ -399,6 +420,8 @@ class TenantSync:
         """The selection; with ``warn``, each item that selects nothing named in a warning."""
         with connect(self.engine) as conn, conn.begin():
             selection = select_tenants(conn, self.tenants, self.exclude, self.model.shared_schemas)
+        if self.shard is not None:
+            selection = selection.only([n for n in selection.names if self.in_shard(n)])
         for words in selection.unmatched if warn else ():
             log.warning("%s", words)
         return selection

@@ -19,12 +19,13 @@ from typing import Any, Literal
 from .changes import Changes
 from .errors import ReportFormatError
 from .files import write_text_atomically
-from .run_header import RunInfo, WaveOutcome
+from .run_header import DatabaseRun, RunInfo, WaveOutcome
 from .versions import __version__
 
 __all__ = [
     "REPORT_FORMAT_VERSION",
     "STATUSES",
+    "DatabaseRun",
     "Drift",
     "RunInfo",
     "Status",
@@ -35,7 +36,7 @@ __all__ = [
 
 #: Bumped whenever the JSON form of a report changes incompatibly.  Keys added since
 #: version 1 came out are optional, so older reports still read: ``run`` (the header),
-#: ``waves`` (a staged run's waves).
+#: ``waves`` (a staged run's waves), ``databases`` (a fleet's), a result's ``database``.
 REPORT_FORMAT_VERSION = 1
 
 Status = Literal["migrated", "partial", "unchanged", "planned", "failed", "skipped"]
@@ -84,6 +85,7 @@ class TenantResult:
     :ivar online: the online path's steps after the tenant's transaction (see
         :mod:`tenant_sync.online`), each with its state: ``create index ix on t (a)
         concurrently: done``; ``planned`` in a dry run.
+    :ivar database: in a fleet's run, the name of the tenant's database; else None.
     """
 
     schema: str
@@ -100,6 +102,7 @@ class TenantResult:
     accepted: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     online: list[str] = field(default_factory=list)
+    database: str | None = None
 
     @classmethod
     def of(cls, schema: str, status: Status, changes: Changes, **fields: Any) -> TenantResult:
@@ -116,6 +119,11 @@ class TenantResult:
             accepted=list(changes.accepted),
             **fields,
         )
+
+    @property
+    def name(self) -> str:
+        """How summaries name the tenant: ``database/schema`` in a fleet, else the schema."""
+        return self.schema if self.database is None else f"{self.database}/{self.schema}"
 
     @property
     def in_sync(self) -> bool:
@@ -175,7 +183,8 @@ class SyncReport:
     ``SyncReport.load(path)`` and ``tenant-sync report PATH`` read back.  ``run`` is
     its header (:class:`RunInfo`); None in a report made by hand or by an older version.
     ``waves`` says how each wave of a staged run went (see :mod:`tenant_sync.waves`);
-    empty for a run in one go.
+    empty for a run in one go.  ``databases`` says how each database of a fleet's run
+    went (see :mod:`tenant_sync.fleet`); empty for a run on one database.
     """
 
     results: list[TenantResult] = field(default_factory=list)
@@ -187,11 +196,14 @@ class SyncReport:
     note: str | None = None
     run: RunInfo | None = None
     waves: list[WaveOutcome] = field(default_factory=list)
+    databases: list[DatabaseRun] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when no tenant failed."""
-        return all(result.status != "failed" for result in self.results)
+        """True when no tenant failed and every database of a fleet could be reached."""
+        return all(result.status != "failed" for result in self.results) and not any(
+            database.error for database in self.databases
+        )
 
     @property
     def counts(self) -> dict[str, int]:
@@ -203,9 +215,17 @@ class SyncReport:
         """The tenants that failed."""
         return [result for result in self.results if result.status == "failed"]
 
-    def get(self, schema: str) -> TenantResult | None:
-        """The result of one tenant, or None if it was not in the run."""
-        return next((result for result in self.results if result.schema == schema), None)
+    def get(self, schema: str, database: str | None = None) -> TenantResult | None:
+        """The result of one tenant (in a fleet's report, of ``database``), or None if it
+        was not in the run."""
+        return next(
+            (
+                result
+                for result in self.results
+                if result.schema == schema and (database is None or result.database == database)
+            ),
+            None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain JSON-ready data, with its format version."""
@@ -221,6 +241,7 @@ class SyncReport:
             "ok": self.ok,
             "counts": self.counts,
             "waves": [wave.to_dict() for wave in self.waves],
+            "databases": [database.to_dict() for database in self.databases],
             "results": [result.to_dict() for result in self.results],
         }
 
@@ -260,6 +281,7 @@ class SyncReport:
                 note=data.get("note"),
                 run=RunInfo.from_dict(data["run"]) if data.get("run") is not None else None,
                 waves=_waves_of(data.get("waves") or []),
+                databases=_databases_of(data.get("databases") or []),
             )
         except ReportFormatError:
             raise
@@ -301,6 +323,12 @@ def _waves_of(items: object) -> list[WaveOutcome]:
     return [WaveOutcome.from_dict(item) for item in items]
 
 
+def _databases_of(items: object) -> list[DatabaseRun]:
+    if not isinstance(items, list):
+        raise ReportFormatError("its databases are not a list")
+    return [DatabaseRun.from_dict(item) for item in items]
+
+
 def _results_of(items: object) -> list[TenantResult]:
     if not isinstance(items, list):
         raise ReportFormatError("its results are not a list")
@@ -326,6 +354,8 @@ def _result_of(number: int, item: object) -> TenantResult:
         raise ReportFormatError(f"result {number}: error or duration_s has the wrong type")
     if not _is_number(attempts, int):
         raise ReportFormatError(f"result {number}: attempts is not a whole number")
+    if not (item.get("database") is None or isinstance(item.get("database"), str)):
+        raise ReportFormatError(f"result {number}: database is not a name")
     return TenantResult.from_dict(item)
 
 

@@ -1,7 +1,8 @@
-"""What a report says about its run, beside its tenants: the header, and a staged run's waves.
+"""What a report says about its run, beside its tenants: the header, a staged run's waves,
+and a fleet's databases.
 
-Both are part of a :class:`~tenant_sync.report.SyncReport` (and re-exported there), in its
-JSON under the optional keys ``run`` and ``waves``.
+All three are part of a :class:`~tenant_sync.report.SyncReport` (and re-exported there), in its
+JSON under the optional keys ``run``, ``waves`` and ``databases``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from .errors import ReportFormatError
 
-__all__ = ["RunInfo", "WaveOutcome"]
+__all__ = ["DatabaseRun", "RunInfo", "WaveOutcome"]
 
 
 @dataclass(frozen=True)
@@ -101,4 +102,43 @@ class WaveOutcome:
             {str(status): int(count) for status, count in counts.items()},
             bool(data.get("started", True)),
             None if note is None else str(note),
+        )
+
+
+@dataclass(frozen=True)
+class DatabaseRun:
+    """How one database of a fleet's run went (see :mod:`tenant_sync.fleet`).
+
+    :ivar name: the fleet's name for the database.
+    :ivar url: its URL, password masked.
+    :ivar counts: its tenants by status (only the statuses that occur).
+    :ivar duration_s: wall time of its run.
+    :ivar error: why it could not be reached, at the start or mid-run (its tenants not
+        run are then ``skipped``); None when it answered throughout.
+    """
+
+    name: str
+    url: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome as plain JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> DatabaseRun:
+        """Rebuild an outcome from :meth:`to_dict` output."""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ReportFormatError("a database of its databases is not an object with a name")
+        counts, error = data.get("counts", {}), data.get("error")
+        if not isinstance(counts, dict) or not (error is None or isinstance(error, str)):
+            raise ReportFormatError(f"database {data['name']}: counts or error of the wrong type")
+        return cls(
+            data["name"],
+            str(data.get("url", "")),
+            {str(status): int(count) for status, count in counts.items()},
+            float(data.get("duration_s", 0.0)),
+            error,
         )

@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 
@@ -21,7 +22,10 @@ from .output.progress import ProgressLog
 from .report import TenantResult
 from .tenant import TenantJob, sync_one
 
-__all__ = ["JobRunner", "log_result", "not_started", "warn_differences"]
+__all__ = ["NOT_STARTED", "JobRunner", "log_result", "not_started", "warn_differences"]
+
+#: Why a tenant the run stopped before (Ctrl-C, cancel()) is skipped.
+NOT_STARTED = "run interrupted before this tenant started"
 
 # The run's own logger: what a run logs stays under one name, whichever module writes it.
 log = logging.getLogger("tenant_sync.coordinator")
@@ -38,8 +42,10 @@ class JobRunner:
         results: dict[str, TenantResult],
         progress: ProgressLog,
         on_result: Callable[[TenantResult], object] | None,
+        database: str | None = None,
     ) -> None:
         self.engine, self.pool, self.cancel = engine, pool, cancel
+        self.database = database  # what each result names as its database
         self.results, self.progress, self.on_result = results, progress, on_result
         # Each future reports itself on the queue when done, so gathering costs O(1) per
         # tenant (concurrent.futures.wait() rebuilds its sets on every call).
@@ -68,11 +74,12 @@ class JobRunner:
             if self._pending:
                 self.cancel.set()
             for future in [future for future in self._pending if not future.cancel()]:
-                result = future.result()
+                result = self._named(future.result())
                 self.results[result.schema] = result
 
     def collect(self, result: TenantResult) -> None:
         """Record one tenant's result: logged, counted, passed to ``on_result``."""
+        result = self._named(result)
         self.results[result.schema] = result
         # What still differs is warned about once per distinct difference, at the end.
         log_result(result, differences_level=logging.DEBUG)
@@ -102,10 +109,15 @@ class JobRunner:
 
     def _take(self, future: Future[TenantResult]) -> None:
         # Recorded before anything that may be interrupted, so none is lost.
-        result = future.result()
+        result = self._named(future.result())
         self.results[result.schema] = result
         self._pending.discard(future)
         self.collect(result)
+
+    def _named(self, result: TenantResult) -> TenantResult:
+        if self.database is None or result.database == self.database:
+            return result
+        return replace(result, database=self.database)
 
 
 def warn_differences(results: list[TenantResult], named: int = 3) -> None:
@@ -113,7 +125,7 @@ def warn_differences(results: list[TenantResult], named: int = 3) -> None:
     tenants: dict[str, list[str]] = {}
     for result in results:
         for difference in result.differences:
-            tenants.setdefault(difference, []).append(result.schema)
+            tenants.setdefault(difference, []).append(result.name)
     for difference, schemas in sorted(tenants.items(), key=lambda item: (-len(item[1]), item[0])):
         shown = ", ".join(schemas[:named]) + (", ..." if len(schemas) > named else "")
         log.warning(
@@ -128,7 +140,7 @@ def warn_differences(results: list[TenantResult], named: int = 3) -> None:
 def not_started(schema: str, reason: str | None = None) -> TenantResult:
     """The result of a tenant the run stopped before: a wave not started (``reason``),
     or Ctrl-C during the planning phase."""
-    error = reason or "run interrupted before this tenant started"
+    error = reason or NOT_STARTED
     return TenantResult(schema, "skipped", error=error, attempts=0)
 
 
@@ -138,20 +150,18 @@ def log_result(result: TenantResult, differences_level: int = logging.WARNING) -
         log.log(
             differences_level,
             "tenant %s: still differs from the model: %s",
-            result.schema,
+            result.name,
             difference,
         )
     if result.status == "failed":
-        log.error("tenant %s: failed in %.3fs: %s", result.schema, result.duration_s, result.error)
+        log.error("tenant %s: failed in %.3fs: %s", result.name, result.duration_s, result.error)
         return
     if result.status == "partial":
-        log.warning(
-            "tenant %s: partial in %.3fs: %s", result.schema, result.duration_s, result.error
-        )
+        log.warning("tenant %s: partial in %.3fs: %s", result.name, result.duration_s, result.error)
         return
     log.info(
         "tenant %s: %s in %.3fs (%d operations, %d withheld)",
-        result.schema,
+        result.name,
         result.status,
         result.duration_s,
         len(result.operations),

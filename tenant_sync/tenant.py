@@ -33,7 +33,10 @@ from .report import TenantResult
 from .session import set_up_session
 from .steps import Step
 
-__all__ = ["TenantJob", "sync_one"]
+__all__ = ["CANCELLED", "TenantJob", "sync_one"]
+
+#: Why a tenant that cancel() stopped before its first attempt is skipped.
+CANCELLED = "run cancelled before this tenant started"
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def sync_one(engine: Engine, job: TenantJob) -> TenantResult:
             return TenantResult(
                 job.schema,
                 "skipped",
-                error="run cancelled before this tenant started",
+                error=CANCELLED,
                 duration_s=time.monotonic() - started,
                 attempts=attempt,
             )

@@ -20,7 +20,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable
 
-from ..report import STATUSES, RunInfo, SyncReport, TenantResult, WaveOutcome
+from ..report import STATUSES, DatabaseRun, RunInfo, SyncReport, TenantResult, WaveOutcome
 
 __all__ = [
     "difference_counts",
@@ -66,6 +66,7 @@ def format_summary(
     """
     sections = [
         _totals(report, color, options),
+        _databases(report.databases),
         _waves(report.waves),
         _slowest(report.results, slowest),
         _failures(report.failed(), color),
@@ -163,7 +164,7 @@ def difference_counts(results: Iterable[TenantResult]) -> list[tuple[str, int]]:
 def format_tenant_detail(result: TenantResult, with_sql: bool = False) -> str:
     """One tenant's result: status, operations with their classes, differences, error, SQL."""
     attempts = f" after {result.attempts} attempts" if result.attempts > 1 else ""
-    lines = [f"{printable(result.schema)}: {result.status} in {result.duration_s:.3f}s{attempts}"]
+    lines = [f"{printable(result.name)}: {result.status} in {result.duration_s:.3f}s{attempts}"]
     classes = result.classes or [""] * len(result.operations)
     sections = (
         (
@@ -213,6 +214,23 @@ def _totals(report: SyncReport, color: bool, options: bool) -> str:
     return "\n".join(lines)
 
 
+def _databases(databases: list[DatabaseRun]) -> str:
+    """A fleet's databases, each with its tenants by status, or why it was unreachable."""
+    lines = []
+    for database in databases:
+        tenants = sum(database.counts.values())
+        counts = ", ".join(f"{count:,} {status}" for status, count in database.counts.items())
+        line = f"  {printable(database.name)}: {_tenants(tenants)}" + (
+            f": {counts}" if counts else ""
+        )
+        if database.error:
+            line = f"  {printable(database.name)}: unreachable: {printable(database.error)}"
+            if tenants:
+                line += f" ({_tenants(tenants)}: {counts})"
+        lines.append(line)
+    return "\n".join(["By database", *lines]) if lines else ""
+
+
 def _waves(waves: list[WaveOutcome]) -> str:
     """Each wave of a staged run in one line: its size, its outcome, why the run stopped."""
     if not waves:
@@ -237,13 +255,13 @@ def _slowest(results: list[TenantResult], limit: int) -> str:
     timed = [result for result in results if result.attempts > 0]
     if limit <= 0 or not timed:
         return ""
-    top = sorted(timed, key=lambda result: (-result.duration_s, result.schema))[:limit]
-    width = max(len(printable(result.schema)) for result in top)
+    top = sorted(timed, key=lambda result: (-result.duration_s, result.name))[:limit]
+    width = max(len(printable(result.name)) for result in top)
     lines = ["Slowest tenants"]
     for result in top:
         attempts = f"  ({result.attempts} attempts)" if result.attempts > 1 else ""
         lines.append(
-            f"  {printable(result.schema):<{width}}  {format_duration(result.duration_s):>8}"
+            f"  {printable(result.name):<{width}}  {format_duration(result.duration_s):>8}"
             f"  {result.status}{attempts}"
         )
     return "\n".join(lines)
@@ -253,32 +271,32 @@ def _failures(failed: list[TenantResult], color: bool) -> str:
     if not failed:
         return ""
     lines = [_paint(f"Failed tenants ({len(failed):,})", "failed", color)]
-    for result in sorted(failed, key=lambda result: result.schema):
+    for result in sorted(failed, key=lambda result: result.name):
         attempts = f" (after {result.attempts} attempts)" if result.attempts > 1 else ""
         error = printable(result.error or "no error recorded").splitlines() or [""]
-        lines.append(f"  {printable(result.schema)}{attempts}: {error[0]}")
+        lines.append(f"  {printable(result.name)}{attempts}: {error[0]}")
         lines.extend(f"      {line}" for line in error[1:])
     return "\n".join(lines)
 
 
 def _partial(results: list[TenantResult], color: bool) -> str:
-    partial = sorted((r for r in results if r.status == "partial"), key=lambda r: r.schema)
+    partial = sorted((r for r in results if r.status == "partial"), key=lambda r: r.name)
     if not partial:
         return ""
     lines = [_paint(f"Partial tenants ({len(partial):,}): a rerun finishes them", "partial", color)]
     for result in partial:
-        lines.append(f"  {printable(result.schema)}: {printable(result.error or '')}")
+        lines.append(f"  {printable(result.name)}: {printable(result.error or '')}")
     return "\n".join(lines)
 
 
 def _skipped(results: list[TenantResult], color: bool) -> str:
-    skipped = sorted((r for r in results if r.status == "skipped"), key=lambda r: r.schema)
+    skipped = sorted((r for r in results if r.status == "skipped"), key=lambda r: r.name)
     if not skipped:
         return ""
     lines = [_paint(f"Skipped tenants ({len(skipped):,})", "skipped", color)]
     for result in skipped[:SKIPPED_SHOWN]:
         reason = (printable(result.error or "no reason recorded").splitlines() or [""])[0]
-        lines.append(f"  {printable(result.schema)}: {reason}")
+        lines.append(f"  {printable(result.name)}: {reason}")
     if len(skipped) > SKIPPED_SHOWN:
         lines.append(f"  ... and {len(skipped) - SKIPPED_SHOWN:,} more")
     return "\n".join(lines)
