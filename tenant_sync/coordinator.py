@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -431,7 +431,7 @@ class TenantSync:
 
     def _finish(self, report: SyncReport, started: float) -> None:
         report.duration_s = time.monotonic() - started
-        report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         report.cancelled = self._cancel.is_set()
         self.last_report = report
         warn_differences(report.results)

@@ -8,6 +8,7 @@ before or in the middle of a run.  Each tenant is checked against a schema built
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from fleet_servers import NAMES, Servers, engines, servers
 from helpers import build_with_create_all, differences, make_schemas
 from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
+from test_cli import run_cli, text_url
 
 from tenant_sync import Fleet, TenantResult, TenantSync
 from tenant_sync.errors import ConfigurationError
@@ -185,3 +187,44 @@ def test_fleet_input_errors_are_one_line(fleet_urls: dict[str, URL]) -> None:
             fleet.sync_tenant("mars", "tenant_new")
         signup = fleet.sync_tenant("us", "tenant_new")
     assert (signup.database, signup.status) == ("us", "migrated")
+
+
+def test_the_cli_syncs_a_fleet_from_repeated_urls_or_a_fleet_file(
+    servers: Servers, fleet_urls: dict[str, URL], tmp_path: Path
+) -> None:
+    urls = [f"--url={name}={text_url(url)}" for name, url in fleet_urls.items()]
+    common = ["--model", "cli_model:metadata_v2", "--tenants", "tenant_%"]
+    planned = run_cli("plan", *urls, *common, "--workers", "2")
+    assert planned.returncode == 0, planned.stderr
+    # v1 -> v2 in three tenants of eu and two of ap: one change set across databases.
+    assert "Change set 1: 5 tenants (eu/tenant_a1, eu/tenant_a2, eu/tenant_a3, ...)" in (
+        planned.stdout
+    ), planned.stdout
+
+    servers.stop("us")
+    fleet_file = tmp_path / "fleet.toml"
+    fleet_file.write_text(
+        "max_workers = 4\n[databases]\n"
+        + "".join(f'{name} = "{text_url(url)}"\n' for name, url in fleet_urls.items())
+    )
+    report_path = tmp_path / "fleet.json"
+    synced = run_cli("sync", "--fleet", str(fleet_file), *common, "--report", str(report_path))
+    assert synced.returncode == 1, synced.stderr  # a database was unreachable
+    assert "  us: unreachable: " in synced.stdout, synced.stdout
+    assert "  eu: 3 tenants: 3 migrated" in synced.stdout, synced.stdout
+    report = SyncReport.load(report_path)
+    assert {d.name: bool(d.error) for d in report.databases} == {
+        "eu": False,
+        "us": True,
+        "ap": False,
+    }
+    detail = run_cli("report", str(report_path), "--tenant", "ap/tenant_c4")
+    assert detail.returncode == 0 and "ap/tenant_c4: migrated" in detail.stdout, detail.stdout
+
+    for bad, words in [
+        (["--url", "eu=x", "--url", text_url(fleet_urls["eu"])], "need a name each"),
+        (["--fleet", str(tmp_path / "none.toml")], "cannot read fleet file"),
+        (["--fleet", str(fleet_file), "--url", "eu=x"], "by --fleet or by --url, not both"),
+    ]:
+        failed = run_cli("sync", *bad, *common)
+        assert failed.returncode == 2 and words in failed.stderr, failed.stderr

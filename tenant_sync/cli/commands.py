@@ -14,6 +14,7 @@ from ..demo import DEMO_TENANTS, demo_server, format_demo, run_demo
 from ..discovery import SchemaItems, check_items, check_tenant_names, select_tenants
 from ..engine import connect, make_engine
 from ..errors import ConfigurationError
+from ..fleet import Fleet
 from ..history import read_history
 from ..loading import load_model, load_steps
 from ..logs import add_shared_log_file
@@ -24,6 +25,8 @@ from ..output.progress import LiveProgress
 from ..output.selection import format_selection
 from ..output.summary import format_sql, format_summary, format_tenant_detail, printable
 from ..report import SyncReport, TenantResult
+from ..shards import parse_shard
+from .fleet import fleet_config, merge_command, plain_urls
 
 __all__ = [
     "EXIT_USAGE",
@@ -52,9 +55,11 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
     metadata = load_model(args.model)
     _add_log_file(args.log_file)
     interrupted = False
-    with TenantSync(
-        _url(args),
-        metadata,
+    fleet = fleet_config(args)
+    shard = parse_shard(args.shard) if args.shard else None
+    if fleet is not None and _rollout(args)["waves"] is not None:
+        raise ConfigurationError("--waves and --canary run on one database, not on a fleet")
+    options: dict[str, Any] = dict(
         tenants=_tenants(args),
         exclude=_exclude(args),
         workers=args.workers,
@@ -71,11 +76,21 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
         steps=load_steps(args.steps) if args.steps else (),
         on_result=progress,
         model_name=args.model,
-    ) as ts:
+        shard=shard,
+    )
+    ts: TenantSync | Fleet
+    if fleet is None:
+        ts = TenantSync(_url(args), metadata, **options)
+    else:
+        ts = Fleet(fleet.databases, metadata, max_workers=fleet.max_workers, **options)
+    with ts:
         if progress is not None:
             progress.start(len(ts.list_tenants()))
         try:
-            report = ts.sync_all(dry_run=dry_run, **_rollout(args))
+            if isinstance(ts, Fleet):
+                report = ts.sync_all(dry_run=dry_run)
+            else:
+                report = ts.sync_all(dry_run=dry_run, **_rollout(args))
         except KeyboardInterrupt:
             if ts.last_report is None:
                 raise
@@ -96,6 +111,8 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
             file=sys.stderr,
         )
         return EXIT_FAILED
+    if any(database.error for database in report.databases):
+        return EXIT_FAILED  # a database of the fleet was unreachable
     if dry_run and getattr(args, "exit_code", False):
         return _plan_exit_code(report.results, report.cancelled)
     return _exit_code(report.results, report.cancelled)
@@ -168,15 +185,23 @@ def list_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
 
 
 def report_command(args: argparse.Namespace, progress: LiveProgress | None) -> int:
+    if args.path[0] == "merge":
+        merged = merge_command(args)
+        _save(merged, args.out, args.html)
+        return EXIT_FAILED if not merged.ok else _exit_code(merged.results, merged.cancelled)
+    if len(args.path) > 1:
+        raise ConfigurationError(f"{PROG} report reads one report (report merge A B merges)")
+    path = args.path[0]
     try:
-        report = SyncReport.load(args.path)  # ReportFormatError names the file and the fault
+        report = SyncReport.load(path)  # ReportFormatError names the file and the fault
     except OSError as exc:
-        raise ConfigurationError(f"cannot read report {args.path}: {exc.strerror or exc}") from exc
+        raise ConfigurationError(f"cannot read report {path}: {exc.strerror or exc}") from exc
     chosen = report.results
     if args.tenant is not None:
-        found = report.get(args.tenant)
+        database, slash, schema = args.tenant.rpartition("/")  # a fleet's: DATABASE/SCHEMA
+        found = report.get(schema, database) if slash else report.get(args.tenant)
         if found is None:
-            raise ConfigurationError(f"no tenant {args.tenant!r} in report {args.path}")
+            raise ConfigurationError(f"no tenant {args.tenant!r} in report {path}")
         chosen = [found]
     elif args.failed:
         chosen = report.failed()
@@ -218,7 +243,10 @@ def demo_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
 
 
 def _url(args: argparse.Namespace) -> str:
-    url: str | None = args.url or os.environ.get(URL_ENVIRONMENT_VARIABLE)
+    given = args.url if isinstance(args.url, str) else plain_urls(args)
+    if isinstance(args.url, list) and len(args.url) > 1:
+        raise ConfigurationError(f"{PROG} {args.name} takes one --url, not a fleet")
+    url: str | None = given or os.environ.get(URL_ENVIRONMENT_VARIABLE)
     if not url:
         raise ConfigurationError(f"no database URL: pass --url or set {URL_ENVIRONMENT_VARIABLE}")
     return url

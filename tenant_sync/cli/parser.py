@@ -37,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="no live progress line, even on a terminal"
     )
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--url", help=f"database URL (default: ${URL_ENVIRONMENT_VARIABLE})")
+    db.add_argument(
+        "--url",
+        action="append",
+        metavar="[NAME=]URL",
+        help=f"database URL (default: ${URL_ENVIRONMENT_VARIABLE}); repeated as NAME=URL,"
+        " a fleet of databases synced in one run",
+    )
     db.add_argument(
         "--tenants",
         action="append",
@@ -61,7 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_session_options(model)
     run = argparse.ArgumentParser(add_help=False)
-    run.add_argument("--workers", type=int, default=4, help="tenants synced at once (default 4)")
+    run.add_argument(
+        "--workers", type=int, default=4, help="tenants synced at once, per database (default 4)"
+    )
+    run.add_argument(
+        "--fleet",
+        metavar="FILE",
+        help="a TOML file of the fleet's databases: [databases] NAME = URL",
+    )
+    run.add_argument(
+        "--max-workers", type=int, metavar="N", help="tenants synced at once over a whole fleet"
+    )
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only share I (from 0) of N of the tenants, by a stable hash of database and"
+        " schema: N runs with I = 0 .. N-1 sync every tenant once",
+    )
     run.add_argument(
         "--allow-destructive",
         action="store_true",
@@ -161,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, metavar="N", help="only the newest N changes")
     history.set_defaults(command=history_command)
 
-    review = commands.add_parser("report", parents=[common], help="review a saved JSON report")
-    review.add_argument("path", metavar="PATH")
+    review = commands.add_parser(
+        "report", parents=[common], help="review a saved JSON report; report merge A B --out C"
+    )
+    review.add_argument("path", nargs="+", metavar="PATH", help="a report, or merge and reports")
+    review.add_argument("--out", metavar="PATH", help="with merge: write the merged report here")
     which = review.add_mutually_exclusive_group()
     which.add_argument("--failed", action="store_true", help="failed tenants and their errors")
     which.add_argument("--tenant", metavar="NAME", help="one tenant's operations and error")

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -266,7 +266,7 @@ class Fleet:
         report.databases = [run.outcome() for run in runs]
         report.run = header
         report.duration_s = time.monotonic() - started
-        report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         report.cancelled = self._cancel.is_set()
         self.last_report = report
         for database in report.databases:

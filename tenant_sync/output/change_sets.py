@@ -55,7 +55,7 @@ def group_change_sets(results: Iterable[TenantResult]) -> list[ChangeSetView]:
                 tuple(result.sql),
                 tuple(result.differences),
             )
-        view.errors[result.schema] = result.error if result.status == "failed" else None
+        view.errors[result.name] = result.error if result.status == "failed" else None
     return sorted(groups.values(), key=lambda view: -len(view.errors))
 
 

@@ -4,6 +4,8 @@
 (function () {
   const report = JSON.parse(document.getElementById("report-data").textContent);
   const results = report.results;
+  // In a fleet's report a tenant is named with its database: "eu/tenant_acme".
+  const nameOf = (r) => (r.database ? r.database + "/" + r.schema : r.schema);
   const filter = document.getElementById("status-filter");
   const differsFilter = document.getElementById("differs-filter");
   const search = document.getElementById("search");
@@ -16,7 +18,7 @@
   // Rows are added a chunk at a time: laying out 10,000 table rows at once takes seconds.
   const CHUNK = 250;
   const keys = new Map([
-    ["schema", (r) => r.schema], ["status", (r) => r.status],
+    ["schema", nameOf], ["status", (r) => r.status],
     ["operations", (r) => r.operations.length], ["withheld", (r) => r.withheld.length],
     ["differences", (r) => (r.differences || []).length],
     ["duration_s", (r) => r.duration_s], ["attempts", (r) => r.attempts],
@@ -29,9 +31,9 @@
   const open = new Set();
   const rows = new Map();
   const details = new Map();
-  const bySchema = new Map(results.map((r, i) => [r.schema, i]));
+  const bySchema = new Map(results.map((r, i) => [nameOf(r), i]));
   const haystacks = results.map((r) =>
-    [r.schema, r.error || "", ...r.operations, ...r.withheld, ...(r.differences || []),
+    [nameOf(r), r.error || "", ...r.operations, ...r.withheld, ...(r.differences || []),
       ...(r.steps || []), ...(r.online || []),
       ...(r.classes || []), ...(r.withheld_classes || [])].join("\n").toLowerCase());
 
@@ -88,10 +90,10 @@
     const r = results[i];
     tr = el("tr", "tenant status-" + r.status);
     tr.dataset.index = i;
-    tr.dataset.schema = r.schema;
+    tr.dataset.schema = nameOf(r);
     tr.dataset.status = r.status;
     const name = el("td", "schema");
-    const toggle = el("button", "toggle", r.schema);
+    const toggle = el("button", "toggle", nameOf(r));
     toggle.type = "button";
     toggle.setAttribute("aria-expanded", String(open.has(i)));
     name.append(toggle);
@@ -141,7 +143,7 @@
     if (tr) return tr;
     const r = results[i];
     tr = el("tr", "detail");
-    tr.dataset.schema = r.schema;
+    tr.dataset.schema = nameOf(r);
     const td = el("td");
     td.colSpan = 8;
     if (r.error) td.append(section("Error", el("pre", "error", r.error)));
@@ -305,7 +307,7 @@
     sortBy: sortBy,
     toggle: (schema) => { const i = bySchema.get(schema); if (i !== undefined) toggle(i); },
     visible: () => Array.from(tbody.querySelectorAll("tr.tenant"), (tr) => tr.dataset.schema),
-    matching: () => picked.map((i) => results[i].schema),
+    matching: () => picked.map((i) => nameOf(results[i])),
     showMore: showMore,
   };
 })();
