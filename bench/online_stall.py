@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +295,7 @@ def render(runs: list[Run], args: argparse.Namespace, server: Server) -> str:
     """The markdown page: how it was run, the table, the target."""
     header = "variant|status|sync s|longest stall ms|p99 ms|p50 ms|writes in sync|p50 before ms"
     lines = [
-        f"# Write stalls during a sync, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"# Write stalls during a sync, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{shlex.join(['python', *sys.argv])}`",
         "",

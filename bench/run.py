@@ -27,7 +27,7 @@ import shlex
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": shlex.join(
             ["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]
         ),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": {
             "tenants": args.tenants,
             "scenarios": args.scenarios,
