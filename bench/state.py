@@ -86,6 +86,11 @@ class Server:
                     raise
                 time.sleep(1.0)
 
+    def databases(self) -> set[str]:
+        """The names of the server's databases."""
+        with psycopg.connect(conninfo(self._admin), autocommit=True) as conn:
+            return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+
     def drop(self, name: str) -> None:
         """Drop database ``name`` if it exists, ending its sessions."""
         self._execute(

@@ -181,6 +181,9 @@ class TenantSync:
             self.engine, self.model, self.options, self._steps, self._cancel, self._usable_workers
         )
         self.last_report: SyncReport | None = None
+        #: Whether a run ends with one warning per remaining difference (a fleet, which
+        #: warns once for all its databases, turns it off).
+        self.warns_at_end = True
 
     def __repr__(self) -> str:
         return f"<TenantSync {masked_url(self.engine.url)} workers={self.options.workers}>"
@@ -267,7 +270,10 @@ class TenantSync:
         # is re-raised from the middle of the run.
         results: dict[str, TenantResult] = {}
         try:
-            if not names:
+            if not names and self.shard is not None:  # a share may well hold no tenant
+                report.note = f"share {self.shard[0]}/{self.shard[1]} holds no tenant"
+                log.info("no tenants to sync: %s", report.note)
+            elif not names:
                 report.note = no_match_note(self.tenants, selection)
                 log.warning("no tenants to sync: %s", report.note)
             progress = ProgressLog(len(names), started)
@@ -434,5 +440,6 @@ class TenantSync:
         report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         report.cancelled = self._cancel.is_set()
         self.last_report = report
-        warn_differences(report.results)
+        if self.warns_at_end:
+            warn_differences(report.results)
         log.info("%s", report.summary())

@@ -78,13 +78,13 @@ def select_tenants(
     :raises DiscoveryError: a ``tenants`` callable raised.
     """
     shared = sorted(set(shared_schemas))
-    existing = _existing_schemas(conn) if _needs_catalog(spec, exclude) else []
+    existing, owned = _existing_schemas(conn) if _needs_catalog(spec, exclude) else ([], set())
     unmatched: list[str] = []  # the items that select nothing, in words
     if spec is None:
-        selected = [Selected(name, "every") for name in _candidates(existing, shared)]
+        selected = [Selected(name, "every") for name in _candidates(existing, shared, owned)]
     elif isinstance(spec, (str, SchemaItems)):
         items = check_items([spec] if isinstance(spec, str) else spec.items, "tenants")
-        selected = _by_items(items, existing, _candidates(existing, ()), unmatched)
+        selected = _by_items(items, existing, _candidates(existing, (), owned), unmatched)
     elif callable(spec):
         names = check_tenant_names(_call(spec, conn), shared)
         selected = [Selected(name, "callable", _callable_name(spec)) for name in names]
@@ -265,16 +265,25 @@ def _needs_catalog(spec: TenantsSpec, exclude: Sequence[str]) -> bool:
     return bool(exclude) or spec is None or isinstance(spec, (str, SchemaItems))
 
 
-def _existing_schemas(conn: Connection) -> list[str]:
-    """Every schema of the database, system schemas included, by name."""
+def _existing_schemas(conn: Connection) -> tuple[list[str], set[str]]:
+    """Every schema of the database, system schemas included, by name; and those that an
+    extension owns (pg_cron's ``cron``, Citus's ``citus``: never a tenant unless named)."""
     # nspname is of type name, whose collation is "C": the order is the same everywhere.
-    query = sa.text("SELECT nspname FROM pg_catalog.pg_namespace ORDER BY nspname")
-    return list(conn.execute(query).scalars())
+    rows = conn.execute(_SCHEMAS_QUERY).all()
+    return [name for name, _ in rows], {name for name, owned in rows if owned}
 
 
-def _candidates(existing: Iterable[str], shared: Iterable[str]) -> list[str]:
-    """The schemas that may be tenants: not a system schema, not a shared one."""
-    left_out = set(shared)
+_SCHEMAS_QUERY = sa.text(
+    "SELECT n.nspname, EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+    " WHERE d.classid = 'pg_catalog.pg_namespace'::regclass AND d.objid = n.oid"
+    " AND d.deptype = 'e') FROM pg_catalog.pg_namespace n ORDER BY n.nspname"
+)
+
+
+def _candidates(existing: Iterable[str], shared: Iterable[str], owned: set[str]) -> list[str]:
+    """The schemas that may be tenants: not a system schema, not a shared one, not one
+    an extension owns."""
+    left_out = set(shared) | owned
     return [name for name in existing if not _is_system(name) and name not in left_out]
 
 

@@ -31,6 +31,34 @@ def test_default_lists_every_schema_but_system_and_shared_ones(
         assert ts.list_tenants() == ["other", "tenant_a", "tenant_b"]
 
 
+def test_a_schema_an_extension_owns_is_never_a_tenant_unless_named(
+    database_url: URL, engine: Engine, schemas: list[str]
+) -> None:
+    # Extensions such as pg_cron or Citus own schemas of their own (cron, citus): empty,
+    # such a schema would look like a new tenant and get the model's tables.
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA tenant_ext"))
+        conn.execute(sa.text("ALTER EXTENSION plpgsql ADD SCHEMA tenant_ext"))
+    try:
+        for tenants in (None, "tenant%"):
+            with TenantSync(database_url, model_v1(), tenants=tenants) as ts:
+                assert "tenant_ext" not in ts.list_tenants(), tenants
+                report = ts.sync_all()
+            assert report.get("tenant_ext") is None
+        with engine.connect() as conn:
+            relations = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_class WHERE relnamespace = 'tenant_ext'::regnamespace"
+                )
+            )
+            assert relations.scalar_one() == 0
+        with TenantSync(database_url, model_v1(), tenants=["tenant_ext"]) as ts:
+            assert ts.list_tenants() == ["tenant_ext"]  # named: the user's call
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER EXTENSION plpgsql DROP SCHEMA tenant_ext"))
+
+
 def test_pattern_selects_by_like(database_url: URL, schemas: list[str]) -> None:
     with TenantSync(database_url, model_v1(), tenants="tenant_%") as ts:
         assert ts.list_tenants() == ["tenant_a", "tenant_b"]

@@ -140,6 +140,22 @@ class Stage:
     exports: dict[str, str] = field(default_factory=dict)
     #: The exit status of the scene's latest command, for ``echo $?``.
     status: int = 0
+    #: Databases the scene made beside the test's own, dropped when it ends.
+    databases: list[URL] = field(default_factory=list)
+
+    def database(self, suffix: str, name: str | None = None) -> URL:
+        """A new database beside the test's, ``<test database>_<suffix>`` (or ``name``)."""
+        url = self.url.set(database=name or f"{self.url.database}_{suffix}")
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+        self.databases.append(url)
+        return url
+
+    def drop_databases(self) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for url in self.databases:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
 
     def model(self, version: str) -> None:
         """Write ``myapp/models.py`` at ``version``."""
@@ -149,10 +165,12 @@ class Stage:
         (package / "models.py").write_text(MODELS[version])
 
     def sql(self, *statements: str) -> None:
-        """Run statements on the test database."""
-        with self.engine.begin() as conn:
+        """Run statements on the scene's database."""
+        engine = sa.create_engine(self.url, poolclass=sa.NullPool)
+        with engine.begin() as conn:
             for statement in statements:
                 conn.execute(sa.text(statement))
+        engine.dispose()
 
     def tenant_sync(self, *args: str) -> None:
         """Run a command quietly (a step the scene's text describes, not one it shows)."""
@@ -246,13 +264,43 @@ def _online(stage: Stage) -> None:
     stage.model("v1-online")
 
 
-def _waves_canary(stage: Stage) -> None:
+def _three_tenants_then_v2(stage: Stage) -> None:
+    """The three tenants at v1, synced quietly; the model then at v2."""
     stage.exports["TENANT_SYNC_DATABASE_URL"] = _text(stage.url)
     stage.sql(*(f"CREATE SCHEMA {name}" for name in TENANTS))
     stage.model("v1")
     stage.tenant_sync("sync", "--model", "myapp.models:Base")
     stage.model("v2")
+
+
+def _shards(stage: Stage) -> None:
+    # A share is a hash of the database's name and the schema: the scene's database has
+    # a name of its own, the same in every run, so that each share holds the same tenants.
+    stage.url = stage.database("", name="tenant_sync_readme")
+    _three_tenants_then_v2(stage)
+
+
+def _waves_canary(stage: Stage) -> None:
+    _three_tenants_then_v2(stage)
     stage.sql("CREATE VIEW tenant_globex.payments AS SELECT 1 AS id")
+
+
+def _fleet(stage: Stage) -> None:
+    stage.model("v1")
+    eu, us = stage.database("eu"), stage.database("us")
+    ap = stage.url.set(database=f"{stage.url.database}_ap")  # never made: that one is down
+    for url, tenants in ((eu, TENANTS[:2]), (us, TENANTS[2:])):
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        with engine.begin() as conn:
+            for name in tenants:
+                conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+        engine.dispose()
+        stage.tenant_sync("sync", "--url", _text(url), "--model", "myapp.models:Base")
+    (stage.workdir / "fleet.toml").write_text(
+        "[databases]\n"
+        + "".join(f'{k} = "{_text(u)}"\n' for k, u in (("eu", eu), ("us", us), ("ap", ap)))
+    )
+    stage.model("v2")
 
 
 Setup = Callable[[Stage], None]
@@ -263,6 +311,8 @@ SCENES: dict[str, dict[str, Setup | None]] = {
     "waves": {"waves-canary": _waves_canary},
     "online": {"online-sync": _online},
     "steps": {"steps-sync": _steps},
+    "fleet": {"fleet-sync": _fleet},
+    "shards": {"sharded-sync": _shards},
     "history": {"history": _history},
     "session": {
         "session-list": _session_start,
@@ -293,11 +343,14 @@ def test_the_readme_console_sessions_print_what_the_readme_shows(
     stage = Stage(engine, database_url, tmp_path)
     (tmp_path / "logs").mkdir()
     outputs: dict[str, str] = {}
-    for name, setup in SCENES[scene].items():
-        assert name in blocks, f"the README has no console block named {name!r}"
-        if setup is not None:
-            setup(stage)
-        outputs[name] = run_block(blocks[name], stage)
+    try:
+        for name, setup in SCENES[scene].items():
+            assert name in blocks, f"the README has no console block named {name!r}"
+            if setup is not None:
+                setup(stage)
+            outputs[name] = run_block(blocks[name], stage)
+    finally:
+        stage.drop_databases()
     if UPDATE:
         _write_readme(outputs)
         return
@@ -315,7 +368,9 @@ def run_block(block: str, stage: Stage) -> str:
             continue
         transcript.append(f"$ {command}")
         transcript += _run(command.replace(README_URL, url), stage)
-    return "\n".join(transcript).replace(url, README_URL) + "\n"
+    # Errors name a scene's databases by name alone: the test's database reads "app".
+    text = "\n".join(transcript).replace(url, README_URL)
+    return text.replace(str(stage.url.database), README_URL.rsplit("/", 1)[1]) + "\n"
 
 
 def _commands(block: str) -> list[tuple[str, list[str]]]:

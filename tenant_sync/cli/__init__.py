@@ -10,7 +10,12 @@ Also run as ``python -m tenant_sync``.
     tenant-sync signup --url URL --model myapp.models:Base NAME [NAME ...]  # create and build
     tenant-sync list   --url URL [--tenants NAME|PATTERN] [--model myapp.models:Base] [--names]
     tenant-sync report r.json [--failed | --tenant NAME] [--sql] [--html r.html]
+    tenant-sync report merge share-*.json --out all.json [--html all.html]
     tenant-sync demo   [--url URL] [--html demo-report.html]
+
+``sync``, ``plan`` and ``drift`` drive a fleet of databases with ``--url NAME=URL``
+repeated or ``--fleet FILE`` (see :mod:`tenant_sync.cli.fleet`), and take a share of the
+tenants with ``--shard I/N``.
 
 ``--tenants`` and ``--exclude`` are repeatable and take comma-separated items, each the
 exact name of a schema if one exists, else a SQL LIKE pattern (see
@@ -99,6 +104,10 @@ def _configure_logging(debug: bool, progress: LiveProgress | None) -> None:
 
 
 def _mask(text: str, args: argparse.Namespace) -> str:
-    return mask_password(
-        text, getattr(args, "url", None) or os.environ.get(URL_ENVIRONMENT_VARIABLE)
-    )
+    given = getattr(args, "url", None) or os.environ.get(URL_ENVIRONMENT_VARIABLE)
+    for url in given if isinstance(given, list) else [given]:
+        # A fleet's --url NAME=URL: the URL is after the name.
+        name, equals, rest = (url or "").partition("=")
+        plain = rest if equals and "://" not in name else url
+        text = mask_password(text, plain)
+    return text

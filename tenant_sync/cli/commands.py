@@ -104,7 +104,7 @@ def sync_command(args: argparse.Namespace, progress: LiveProgress | None) -> int
     _save(report, args.report, args.html)
     if interrupted:
         return EXIT_INTERRUPTED
-    if not report.results:
+    if not report.results and not shard:
         print(
             f"{PROG}: no tenant schema matched {_selection_words(args)};"
             f" to create and build new ones: {PROG} signup NAME",

@@ -29,10 +29,11 @@ from typing import Any
 from sqlalchemy.engine import URL, Engine
 
 from ..coordinator import TenantSync
-from ..errors import ConfigurationError, TenantSyncError
+from ..errors import ConfigurationError, DatabaseConnectionError, TenantSyncError
 from ..report import SyncReport, TenantResult
 from ..run_header import RunInfo
 from ..run_info import new_run_id
+from ..runner import warn_differences
 from ..shards import Shard, check_shard
 from .databases import DatabaseSync
 
@@ -111,6 +112,7 @@ class Fleet:
                     shard=self.shard,
                     **options,
                 )
+                self._syncs[name].warns_at_end = False  # the fleet warns once for all
         except BaseException:
             self.close()
             raise
@@ -128,14 +130,20 @@ class Fleet:
     def list_tenants(self) -> list[tuple[str, str]]:
         """Every tenant as ``(database, schema)``, in the share ``shard`` takes.
 
-        :raises DatabaseConnectionError: a database cannot be reached.
+        A database that cannot be reached is left out, named in a warning (a sync
+        reports it); with a registry, its tenants are listed all the same.
         """
         chosen = self._registered()
-        return [
-            (name, schema)
-            for name, ts in self._syncs.items()
-            for schema in (ts.list_tenants() if chosen is None else self._narrow(ts, chosen[name]))
-        ]
+        listed: list[tuple[str, str]] = []
+        for name, ts in self._syncs.items():
+            if chosen is not None:
+                listed += [(name, schema) for schema in chosen[name] if ts.in_shard(schema)]
+                continue
+            try:
+                listed += [(name, schema) for schema in ts.list_tenants()]
+            except DatabaseConnectionError as exc:
+                log.info("database %s unreachable, its tenants not listed: %s", name, exc)
+        return listed
 
     def sync_all(self, dry_run: bool = False) -> SyncReport:
         """Sync every database's tenants and return one report of them all.
@@ -234,9 +242,6 @@ class Fleet:
             chosen[database].append(schema)
         return chosen
 
-    def _narrow(self, ts: TenantSync, schemas: list[str]) -> list[str]:
-        return [schema for schema in schemas if ts.in_shard(schema)]
-
     def _gather(
         self,
         futures: list[Future[None]],
@@ -269,9 +274,8 @@ class Fleet:
         report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         report.cancelled = self._cancel.is_set()
         self.last_report = report
-        for database in report.databases:
-            if database.error:
-                log.error("database %s unreachable: %s", database.name, database.error)
+        # Each database's error was logged when found; what differs, once for the fleet.
+        warn_differences(report.results)
         log.info("%s", report.summary())
 
     def _run_info(self, dry_run: bool) -> RunInfo:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ..classes import CHANGE_CLASSES
 from ..files import write_text_atomically
-from ..report import STATUSES, RunInfo, SyncReport, WaveOutcome
+from ..report import STATUSES, DatabaseRun, RunInfo, SyncReport, WaveOutcome
 from .change_sets import NAMES_SHOWN, group_change_sets
 from .summary import format_duration, format_option, format_wave
 
@@ -85,8 +85,10 @@ def write_html(report: SyncReport, path: str | os.PathLike[str]) -> Path:
 def _header(report: SyncReport, kind: str) -> str:
     failed = report.counts["failed"]
     partial = report.counts["partial"]
+    down = sum(1 for database in report.databases if database.error)
     verdict = f"{failed:,} failed" if failed else "no failures"
     verdict += f", {partial:,} partial" if partial else ""
+    verdict += f", {down:,} database{'s' if down > 1 else ''} unreachable" if down else ""
     facts = [
         ("Run", kind),
         ("Tenants", f"{len(report.results):,}"),
@@ -105,9 +107,10 @@ def _header(report: SyncReport, kind: str) -> str:
         for status, count in report.counts.items()
     )
     return (
-        f'<h1>{escape(kind)} report <span class="verdict {"bad" if failed or partial else "good"}">'
+        f'<h1>{escape(kind)} report <span class="verdict {"bad" if failed or partial or down else "good"}">'
         f"{escape(verdict)}</span></h1>{_facts(facts)}"
-        f"{_run_info(report.run) if report.run is not None else ''}{_waves(report.waves)}"
+        f"{_run_info(report.run) if report.run is not None else ''}{_databases(report)}"
+        f"{_waves(report.waves)}"
         f'<div class="chips" aria-label="Tenants by status">{chips}</div>'
     )
 
@@ -124,6 +127,30 @@ def _run_info(run: RunInfo) -> str:
         f'<section class="run" aria-label="Run against">{_facts(against, "against")}'
         f"{_facts(options, 'options')}</section>"
     )
+
+
+def _databases(report: SyncReport) -> str:
+    """A fleet's databases, each with its tenants by status, or why it was unreachable."""
+    items = "".join(_database(database) for database in report.databases)
+    if not items:
+        return ""
+    return (
+        '<section class="waves databases" aria-label="Databases"><h2>Databases</h2>'
+        f"<ul>{items}</ul></section>"
+    )
+
+
+def _database(database: DatabaseRun) -> str:
+    counts = ", ".join(f"{count:,} {status}" for status, count in database.counts.items())
+    tenants = sum(database.counts.values())
+    text = f"{database.name}: {tenants:,} tenant{'' if tenants == 1 else 's'}"
+    text += f" ({counts})" if counts else ""
+    unreachable = (
+        f' <span class="stopped">unreachable: {escape(database.error)}</span>'
+        if database.error
+        else ""
+    )
+    return f"<li>{escape(text)} <small>{escape(database.url)}</small>{unreachable}</li>"
 
 
 def _waves(waves: list[WaveOutcome]) -> str:
