@@ -78,10 +78,10 @@ class FleetBench:
         self.labels = ["one"] + [f"part{k}" for k in range(self.parts)]
 
     def _template(self, label: str, version: str) -> str:
-        return f"bench_fleet_{label}_{version}"
+        return f"{self.args.prefix}_{label}_{version}"
 
     def _work(self, label: str) -> str:
-        return f"bench_fleet_{label}"
+        return f"{self.args.prefix}_{label}"
 
     def _tenants_of(self, label: str) -> list[str]:
         if label == "one":
@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--keep", action="store_true", help="keep the templates")
     parser.add_argument("--reuse", action="store_true", help="use templates kept by --keep")
+    parser.add_argument("--prefix", default="bench_fleet", help="the databases' names start so")
     parser.add_argument("--out", type=Path, default=Path("bench/results/fleet-latest.json"))
     args = parser.parse_args()
     bench = FleetBench(args)

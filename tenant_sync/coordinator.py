@@ -30,7 +30,6 @@ from .discovery import (
     select_tenants,
 )
 from .engine import connect, make_engine, masked_url, usable_workers
-from .fastpath.by_shape import TenantShapes
 from .fastpath.signup import SignupCache
 from .history import HistoryEntry, read_history
 from .jobs import RunJobs
@@ -38,14 +37,12 @@ from .model import Model
 from .online import OnlineMode
 from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
-from .renames import obsolete_hints
 from .report import Drift, RunInfo, SyncReport, TenantResult
-from .run_info import describe_model, gather_run_info, new_run_id
+from .run_info import describe_model, gather_run_info
 from .runner import JobRunner, log_result, not_started, warn_differences
 from .selection import Selection
 from .shards import Shard, check_shard, in_shard
 from .steps import OnSignup, Step, StepFunctionT, Steps
-from .tenant import sync_one
 from .waves import (
     FailureLimit,
     OrderSpec,
@@ -326,17 +323,7 @@ class TenantSync:
         named in a warning: the hint can go.  Schemas that look like no tenant are left
         out, each named in a warning.
         """
-        selection = self._select(warn=True)
-        with ThreadPoolExecutor(self._usable_workers(), thread_name_prefix="tenant_sync") as pool:
-            shapes = TenantShapes.gathered(self._jobs.chunks(pool, selection))
-        selection = self._jobs.vet(selection, shapes.shapes)
-        tenants = len(selection.names) - len(selection.not_tenants)
-        if tenants and len(shapes.changes) == tenants:  # every tenant's plan is known
-            for hint in obsolete_hints(self.model.metadata, shapes.planned_words()):
-                log.warning(
-                    "the rename hint on %s is no longer needed: no tenant has the old name", hint
-                )
-        return shapes.drifts()
+        return self._jobs.drifts(self._select(warn=True))
 
     def sync_tenant(self, schema: str, create: bool = True, dry_run: bool = False) -> TenantResult:
         """Sync one tenant in the calling thread, creating its schema first if ``create``.
@@ -352,20 +339,7 @@ class TenantSync:
         """
         check_tenant_names([schema], self.model.shared_schemas)
         cache = None if self.options.verify else self._signup_cache
-        steps = tuple(self._steps)
-        trip = None
-        if create and cache is not None and not dry_run:
-            trip = cache.round_trip(schema, self.model.fingerprint, steps)
-        job = self._jobs.job(
-            schema,
-            dry_run=dry_run,
-            trip=trip,
-            create=create,
-            signup_cache=cache,
-            run_id=new_run_id(),
-            steps=steps,
-        )
-        result = replace(sync_one(self.engine, job), database=self.name)
+        result = replace(self._jobs.signup(schema, create, dry_run, cache), database=self.name)
         log_result(result)
         return result
 

@@ -13,6 +13,7 @@ that runs them, even when its shape is up to date; in a dry run, its result list
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,16 +26,22 @@ from .changes import Changes
 from .classes import CHANGE_CLASSES
 from .fastpath.by_shape import TenantShapes, pass_chunks
 from .fastpath.catalog import Shape
+from .fastpath.signup import SignupCache
 from .model import Model
 from .options import SyncOptions
 from .plan import ignored_tables
-from .report import TenantResult
+from .renames import obsolete_hints
+from .report import Drift, TenantResult
+from .run_info import new_run_id
 from .runner import JobRunner
 from .selection import Selection, vet
 from .steps import Step, Steps, done_steps_of, pending_steps
-from .tenant import TenantJob
+from .tenant import TenantJob, sync_one
 
 __all__ = ["ChunkJobs", "RunJobs", "chunk_jobs"]
+
+# What a run logs stays under the coordinator's name, whichever module writes it.
+log = logging.getLogger("tenant_sync.coordinator")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,39 @@ class RunJobs:
     def job(self, schema: str, **fields: Any) -> TenantJob:
         """The job of one tenant, with the run's model, options and cancel event."""
         return TenantJob(schema, self.model, self.options, cancel=self.cancel, **fields)
+
+    def signup(
+        self, schema: str, create: bool, dry_run: bool, cache: SignupCache | None
+    ) -> TenantResult:
+        """Sync one tenant in the calling thread (``TenantSync.sync_tenant``): from the
+        cache's plan in one round trip when it has one for a new schema."""
+        steps = tuple(self.steps)
+        trip = None
+        if create and cache is not None and not dry_run:
+            trip = cache.round_trip(schema, self.model.fingerprint, steps)
+        job = self.job(
+            schema,
+            dry_run=dry_run,
+            trip=trip,
+            create=create,
+            signup_cache=cache,
+            run_id=new_run_id(),
+            steps=steps,
+        )
+        return sync_one(self.engine, job)
+
+    def drifts(self, selection: Selection) -> list[Drift]:
+        """How the selected tenants deviate from the model, by shape (``TenantSync.drift``)."""
+        with ThreadPoolExecutor(self.workers(), thread_name_prefix="tenant_sync") as pool:
+            shapes = TenantShapes.gathered(self.chunks(pool, selection))
+        selection = self.vet(selection, shapes.shapes)
+        tenants = len(selection.names) - len(selection.not_tenants)
+        if tenants and len(shapes.changes) == tenants:  # every tenant's plan is known
+            for hint in obsolete_hints(self.model.metadata, shapes.planned_words()):
+                log.warning(
+                    "the rename hint on %s is no longer needed: no tenant has the old name", hint
+                )
+        return shapes.drifts()
 
     def chunks(
         self, pool: ThreadPoolExecutor, selection: Selection

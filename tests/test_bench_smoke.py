@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -74,6 +75,33 @@ def test_signup_bench_smoke_run_times_every_signup(admin_engine: Engine, tmp_pat
     assert all(summary[v]["first_ms"] > 0 and summary[v]["later_ms"] > 0 for v in doc["runs_s"])
     assert summary["ratios"]["b_over_a"] > 0 and summary["ratios"]["b_over_c"] > 0
     assert "| (b) tenant_sync |" in out.with_suffix(".md").read_text()
+
+
+def test_fleet_bench_smoke_run_compares_a_fleet_with_one_database(
+    admin_engine: Engine, tmp_path: Path
+) -> None:
+    prefix = f"bench_fleet_smoke_{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "fleet.json"
+    server = admin_engine.url.render_as_string(hide_password=False)
+    done = subprocess.run(
+        [sys.executable, "bench/fleet.py", "--tenants", "3", "--databases", "2", "--repeat", "1",
+         "--url", server, "--prefix", prefix, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    with admin_engine.connect() as conn:
+        left = (
+            conn.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                {"p": f"{prefix}%"},
+            )
+            .scalars()
+            .all()
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert left == [], "the benchmark drops its databases"
+    runs = json.loads(out.read_text())["runs"]
+    assert all(len(runs[s][v]) == 1 for s in ("change", "noop") for v in runs[s]), runs
+    assert "| noop | fleet |" in out.with_suffix(".md").read_text()
 
 
 def _run_bench(script: str, options: list[str], url: URL, out: Path) -> None:
