@@ -286,6 +286,10 @@ def _waves_canary(stage: Stage) -> None:
 
 
 def _fleet(stage: Stage) -> None:
+    readme_server = sa.make_url(README_URL)
+    if (stage.url.host, stage.url.port) != (readme_server.host, readme_server.port):
+        # The down database's error line names the server's address, as the README shows it.
+        pytest.skip("the fleet scene shows a server at 127.0.0.1:5432; this run's is elsewhere")
     stage.model("v1")
     eu, us = stage.database("eu"), stage.database("us")
     ap = stage.url.set(database=f"{stage.url.database}_ap")  # never made: that one is down
