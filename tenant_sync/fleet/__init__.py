@@ -98,7 +98,7 @@ class Fleet:
         self.registry = registry
         self.on_result = on_result
         self.max_workers = max_workers or workers * len(databases)
-        per_database = min(workers, self.max_workers)
+        self.workers = min(workers, self.max_workers)  # each database's pool
         self._syncs: dict[str, TenantSync] = {}
         try:
             for name, engine_or_url in databases.items():
@@ -107,7 +107,7 @@ class Fleet:
                     metadata,
                     tenants,
                     exclude=exclude,
-                    workers=per_database,
+                    workers=self.workers,
                     name=name,
                     shard=self.shard,
                     **options,
@@ -165,7 +165,7 @@ class Fleet:
             for name, ts in self._syncs.items()
         ]
         finished: queue.SimpleQueue[TenantResult] = queue.SimpleQueue()
-        at_once = max(1, self.max_workers // max(1, self._workers()))
+        at_once = max(1, self.max_workers // self.workers)
         report = SyncReport(dry_run=dry_run)
         try:
             with ThreadPoolExecutor(min(at_once, len(runs)), thread_name_prefix="fleet") as pool:
@@ -220,9 +220,6 @@ class Fleet:
                 f"no database {database!r} in this fleet (it has: {known})"
             ) from None
 
-    def _workers(self) -> int:
-        return next(iter(self._syncs.values())).options.workers
-
     def _registered(self) -> dict[str, list[str]] | None:
         """The registry's tenants by database, in its order; None without a registry."""
         if self.registry is None:
@@ -248,17 +245,13 @@ class Fleet:
         finished: queue.SimpleQueue[TenantResult],
     ) -> None:
         """Pass each result to ``on_result`` in this thread until every database is done."""
-        while True:
+        done = False
+        while not done or not finished.empty():
+            done = all(future.done() for future in futures)  # before the get: none missed
             try:
                 result = finished.get(timeout=0.2)
             except queue.Empty:
-                if all(future.done() for future in futures):
-                    break
                 continue
-            if self.on_result is not None:
-                self.on_result(result)
-        while not finished.empty():
-            result = finished.get()
             if self.on_result is not None:
                 self.on_result(result)
         for future in futures:

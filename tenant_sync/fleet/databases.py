@@ -56,15 +56,14 @@ class DatabaseSync:
         """Sync this database, passing each result to ``deliver`` (from this thread)."""
         started = time.monotonic()
         self.ts.on_result = lambda result: self._seen(result, deliver)
+        if self._fleet_cancel.is_set():  # cancelled before this database started
+            self._results = [not_started(schema) for schema in self.schemas or ()]
+            return
         try:
-            if self._fleet_cancel.is_set():
-                raise _Cancelled
             if self.schemas is not None:
                 self.ts.tenants = list(self.schemas)
             report = self.ts.sync_all(dry_run, run_id=self._run_id)
             self._results = report.results
-        except _Cancelled:
-            self._results = [not_started(schema) for schema in self.schemas or ()]
         except (TenantSyncError, sa.exc.SQLAlchemyError) as exc:
             # Unreachable at the start, or lost in the middle of the catalog pass.
             self._down(_one_line(exc))
@@ -95,7 +94,7 @@ class DatabaseSync:
     def _seen(self, result: TenantResult, deliver: Callable[[TenantResult], object]) -> None:
         if result.status == "failed" and self._error is None and not self._answers():
             self.ts.cancel()
-        deliver(replace(result, database=self.name))
+        deliver(result)  # named already: the database's TenantSync has name=
 
     def _answers(self) -> bool:
         """Whether the database still takes a connection; if not, it is marked down."""
@@ -124,10 +123,6 @@ class DatabaseSync:
         if result.status == "skipped" and result.error in (NOT_STARTED, CANCELLED):
             return replace(result, error=self._unreachable)
         return result
-
-
-class _Cancelled(Exception):
-    """The fleet was cancelled before this database started."""
 
 
 def _one_line(exc: BaseException) -> str:
