@@ -47,7 +47,9 @@ def catalog_snapshot(engine: Engine) -> list[tuple[object, ...]]:
     """
     queries = [
         "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' ORDER BY 1",
-        "SELECT n.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class')"
+        # The memo on the version table is tenant_sync's bookkeeping, as its row is.
+        "SELECT n.nspname, c.relname, c.relkind, CASE WHEN obj_description(c.oid, 'pg_class')"
+        " LIKE 'tenant\\_sync shape %' THEN NULL ELSE obj_description(c.oid, 'pg_class') END"
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' ORDER BY 1, 2",
         "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),"

@@ -27,7 +27,14 @@ from sqlalchemy.engine import Connection
 from ..failures import SHAPE_CHANGED
 from ..sql import literal, read_query, text_array
 
-__all__ = ["EMPTY_SCHEMA", "Shape", "read_shapes", "recheck_statement"]
+__all__ = [
+    "EMPTY_SCHEMA",
+    "Shape",
+    "do_statement",
+    "read_shapes",
+    "recheck_statement",
+    "stamp_block",
+]
 
 #: The fingerprint of a schema without any relation or type.
 EMPTY_FINGERPRINT = "empty"
@@ -72,7 +79,7 @@ _STAMP_SQL = read_query("tenant_sync.fastpath", "stamp.sql")
 _STAMP_FUNCTION = (
     "pg_temp.tenant_sync_stamp_" + hashlib.sha256(_STAMP_SQL.encode()).hexdigest()[:12]
 )
-_STAMP_SIGNATURE = f"{_STAMP_FUNCTION}(text, text[], text[])"
+_STAMP_SIGNATURE = f"{_STAMP_FUNCTION}(text, text[])"
 _CREATE_STAMP_FUNCTION = (
     f"CREATE FUNCTION {_STAMP_SIGNATURE} RETURNS text LANGUAGE plpgsql STABLE"
     " SET search_path = pg_catalog AS $stamp$BEGIN RETURN (" + _STAMP_SQL + "); END$stamp$"
@@ -83,23 +90,18 @@ _CREATE_LITERAL = literal(_CREATE_STAMP_FUNCTION)
 _QUERY_LITERAL = literal(_STAMP_SQL)
 
 
-def _recheck_body(arguments: str, expected: str) -> str:
-    return f"""DECLARE
-    stamp text;
-BEGIN
-    IF pg_catalog.to_regprocedure({_SIGNATURE_LITERAL}) IS NOT NULL THEN
+def stamp_block(schema: str, ignored: Sequence[str]) -> str:
+    """PL/pgSQL statements that set the variable ``stamp`` to ``schema``'s stamp (see
+    ``stamp.sql``), through the session's stamp function, made if it is missing."""
+    arguments = f"{literal(schema)}, {text_array(ignored)}"
+    return f"""IF pg_catalog.to_regprocedure({_SIGNATURE_LITERAL}) IS NOT NULL THEN
         stamp := {_STAMP_FUNCTION}({arguments});
     ELSIF pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY') THEN
         EXECUTE {_CREATE_LITERAL};
         stamp := {_STAMP_FUNCTION}({arguments});
     ELSE
         EXECUTE {_QUERY_LITERAL} INTO stamp USING {arguments};
-    END IF;
-    IF stamp IS DISTINCT FROM {expected} THEN
-        RAISE EXCEPTION USING ERRCODE = '{SHAPE_CHANGED}',
-            MESSAGE = 'tenant changed since the catalog pass';
-    END IF;
-END"""
+    END IF;"""
 
 
 def read_shapes(
@@ -155,20 +157,26 @@ def recheck_statement(schema: str, shape: Shape, ignored: Sequence[str]) -> str:
     Meant to run under the tenant's lock, in its transaction.  Values are written in
     as literals, so the statement can join a batch sent in one round trip.
 
-    The relations and enum types the pass saw are looked up by name, and the schema's
-    members through ``pg_depend`` (so a relation or type added since the pass changes
-    the stamp too): the query stays on catalog indexes however many tenants the
-    database holds.  It runs in a session-local function whose plan is kept (the
-    function is left in the connection's temporary schema).
+    The schema's objects are found through ``pg_depend``, so a relation or type added
+    since the pass changes the stamp too: the query stays on catalog indexes however
+    many tenants the database holds.  It runs in a session-local function whose plan is
+    kept (the function is left in the connection's temporary schema).
     """
-    arguments = ", ".join(
-        [
-            literal(schema),
-            text_array(r for r in shape.relations if r not in ignored),
-            text_array(shape.enum_types),
-        ]
-    )
-    return f"DO {_dollar_quoted(_recheck_body(arguments, literal(shape.stamp)))}"
+    body = f"""DECLARE
+    stamp text;
+BEGIN
+    {stamp_block(schema, ignored)}
+    IF stamp IS DISTINCT FROM {literal(shape.stamp)} THEN
+        RAISE EXCEPTION USING ERRCODE = '{SHAPE_CHANGED}',
+            MESSAGE = 'tenant changed since the catalog pass';
+    END IF;
+END"""
+    return do_statement(body)
+
+
+def do_statement(body: str) -> str:
+    """``DO`` with ``body`` between dollar quotes it does not contain."""
+    return f"DO {_dollar_quoted(body)}"
 
 
 def _dollar_quoted(body: str) -> str:

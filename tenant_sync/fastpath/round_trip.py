@@ -26,6 +26,7 @@ from ..sql import quote
 from ..steps import SKIPPED_AT_SIGNUP
 from ..version_table import version_statements
 from .catalog import Shape, recheck_statement
+from .memo import memo_statement, next_fingerprint
 
 __all__ = ["RoundTrip", "run_round_trip"]
 
@@ -39,7 +40,8 @@ class RoundTrip:
     ``BEGIN``; the tenant's set-up and advisory lock; ``CREATE SCHEMA`` if
     ``creates_schema``; a recheck that the tenant still has the shape ``expected``
     (:data:`~tenant_sync.fastpath.catalog.EMPTY_SCHEMA` for a new one); ``sql``; the
-    ``version`` (the model's fingerprint, None while changes are withheld); ``COMMIT``.
+    ``version`` (the model's fingerprint, None while changes are withheld); with a
+    version, the tenant's memo (see :mod:`~tenant_sync.fastpath.memo`); ``COMMIT``.
     """
 
     schema: str
@@ -74,6 +76,15 @@ class RoundTrip:
             )
         return statements
 
+    def memo(self, options: SyncOptions) -> list[str]:
+        """The statement that ends the transaction by recording the tenant's memo (see
+        :mod:`~tenant_sync.fastpath.memo`), when the trip records a version."""
+        if self.version is None:
+            return []
+        fingerprint = next_fingerprint(self.expected.fingerprint, self.changes.sql)
+        ignored = ignored_tables(options)
+        return [memo_statement(self.schema, options.version_table, fingerprint, ignored)]
+
     def _create_schema(self) -> list[str]:
         return [f"CREATE SCHEMA {quote(self.schema)}"] if self.creates_schema else []
 
@@ -96,7 +107,7 @@ def run_round_trip(
         for step in trip.skipped_steps:
             words = SKIPPED_AT_SIGNUP
             history += step_statements(trip.schema, run_id, model_fingerprint, step, words)
-        run_transaction(engine, trip.statements(options) + history)
+        run_transaction(engine, trip.statements(options) + history + trip.memo(options))
     except sa.exc.DBAPIError as exc:
         if transient_reason(exc):
             raise

@@ -31,19 +31,21 @@
 -- and the tenant's prefix stripped (also as it appears inside a quoted literal, such as
 -- nextval('"it''s".seq'), where a quote in the name is doubled).
 --
--- Each item (the text of one relation, column, constraint, index or enum type: the
--- fingerprint) also carries its catalog rows' transaction ids (xmin), summed as 64-bit
--- hashes into the tenant's stamp.  Any change to a catalog row gives it a new xmin,
--- one no row visible to the pass had, so a tenant whose stamp is unchanged under its
--- lock has the structure the pass saw; stamp.sql computes only the stamp, without
--- rendering any text, in well under half the time of the fingerprint.
+-- Each tenant also gets a stamp: its catalog rows' transaction ids (xmin), summed as
+-- 64-bit hashes, over the same rows as stamp.sql.  Any change to a catalog row gives it
+-- a new xmin, one no row visible to the pass had, so a tenant whose stamp is unchanged
+-- under its lock has the structure the pass saw.  The stamp costs well under half of
+-- the text, so the text is rendered only where it is not known already: a round trip
+-- that leaves a tenant equal to the model records its stamp and fingerprint in a
+-- comment on its version table (the memo, see memo.py), and a tenant whose stamp still
+-- equals its memo's has the memo's fingerprint.
 WITH tenants AS (
     SELECT n.oid AS nsp, n.nspname, quote_ident(n.nspname) || '.' AS prefix
     FROM unnest(CAST(:schemas AS text[])) AS wanted(name)
     JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.name
 ),
 members AS MATERIALIZED (
-    SELECT t.nsp, t.prefix, m.classid, m.objid, m.xmin
+    SELECT t.nsp, m.classid, m.objid, m.xmin
     FROM tenants t
     CROSS JOIN LATERAL (
         SELECT d.classid, d.objid, d.xmin FROM pg_catalog.pg_depend d
@@ -52,44 +54,106 @@ members AS MATERIALIZED (
         OFFSET 0
     ) m
 ),
-all_rels AS MATERIALIZED (
-    SELECT c.oid, c.xmin, m.nsp, m.prefix, c.relname, c.relkind, c.reltuples
+-- Every object of the schema, bookkeeping tables included (they are named, and the
+-- version table holds the memo); the shape leaves the bookkeeping tables out.
+all_objects AS MATERIALIZED (
+    SELECT m.nsp, o.*
     FROM members m
     CROSS JOIN LATERAL (
-        SELECT c.oid, c.xmin, c.relname, c.relkind, c.reltuples FROM pg_catalog.pg_class c
-        WHERE c.oid = m.objid AND c.relnamespace = m.nsp
-            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        SELECT c.oid, c.xmin, c.relname AS name, c.relkind, NULL::"char" AS typtype,
+            c.reltuples
+        FROM pg_catalog.pg_class c
+        WHERE m.classid = 'pg_catalog.pg_class'::regclass AND c.oid = m.objid
+            AND c.relnamespace = m.nsp
+        UNION ALL
+        SELECT ty.oid, ty.xmin, ty.typname, NULL, ty.typtype, NULL
+        FROM pg_catalog.pg_type ty
+        WHERE m.classid = 'pg_catalog.pg_type'::regclass AND ty.oid = m.objid
+            AND ty.typnamespace = m.nsp
+        UNION ALL
+        SELECT p.oid, p.xmin, p.proname, NULL, NULL, NULL FROM pg_catalog.pg_proc p
+        WHERE m.classid = 'pg_catalog.pg_proc'::regclass AND p.oid = m.objid
         OFFSET 0
-    ) c
-    WHERE m.classid = 'pg_catalog.pg_class'::regclass
+    ) o
+),
+objects AS (
+    SELECT * FROM all_objects
+    WHERE relkind IS NULL OR name <> ALL(CAST(:ignored AS text[]))
 ),
 rels AS (
-    SELECT * FROM all_rels WHERE relname <> ALL(CAST(:ignored AS text[]))
+    SELECT * FROM objects WHERE relkind IN ('r', 'p', 'v', 'm', 'f')
 ),
-enums AS MATERIALIZED (
-    SELECT ty.oid, ty.xmin, m.nsp, ty.typname
-    FROM members m
-    CROSS JOIN LATERAL (
-        SELECT ty.oid, ty.xmin, ty.typname FROM pg_catalog.pg_type ty
-        WHERE ty.oid = m.objid AND ty.typnamespace = m.nsp AND ty.typtype = 'e'
+enums AS (
+    SELECT * FROM objects WHERE typtype = 'e'
+),
+catalog_rows AS (
+    SELECT nsp, xmin FROM members
+    UNION ALL
+    SELECT nsp, xmin FROM objects
+    UNION ALL
+    SELECT r.nsp, x.xmin FROM rels r CROSS JOIN LATERAL (
+        SELECT d.xmin FROM pg_catalog.pg_description d
+        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
+        UNION ALL
+        SELECT a.xmin FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+        UNION ALL
+        SELECT ty.xmin FROM pg_catalog.pg_attribute a
+        JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+            AND a.atttypid >= 16384 AND ty.typnamespace = r.nsp
+        UNION ALL
+        SELECT ad.xmin FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = r.oid
+        UNION ALL
+        SELECT k.xmin FROM pg_catalog.pg_constraint k WHERE k.conrelid = r.oid
+        UNION ALL
+        SELECT i.xmin FROM pg_catalog.pg_index i WHERE i.indrelid = r.oid
+        UNION ALL
+        SELECT ic.xmin FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indrelid = r.oid
         OFFSET 0
-    ) ty
-    WHERE m.classid = 'pg_catalog.pg_type'::regclass
+    ) x
+    UNION ALL
+    SELECT e.nsp, l.xmin FROM enums e CROSS JOIN LATERAL (
+        SELECT l.xmin FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid OFFSET 0
+    ) l
+),
+stamps AS (
+    SELECT nsp, count(*)::text || ':'
+        || sum(hashtextextended(CAST(xmin AS text), 0)::numeric)::text AS stamp
+    FROM catalog_rows GROUP BY nsp
+),
+-- The memo: 'tenant_sync shape STAMP FINGERPRINT' on the version table (memo.py).
+memos AS (
+    SELECT o.nsp, split_part(d.description, ' ', 3) AS stamp,
+        split_part(d.description, ' ', 4) AS fingerprint
+    FROM all_objects o
+    JOIN pg_catalog.pg_description d ON d.objoid = o.oid
+        AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+    WHERE o.name = :version_table AND o.relkind = 'r'
+        AND d.description LIKE 'tenant_sync shape % %'
+),
+known AS (
+    SELECT s.nsp, m.fingerprint FROM stamps s JOIN memos m USING (nsp)
+    WHERE m.stamp = s.stamp AND m.fingerprint <> ''
+),
+unknown_rels AS (
+    SELECT r.*, t.prefix FROM rels r JOIN tenants t USING (nsp)
+    WHERE r.nsp NOT IN (SELECT nsp FROM known)
 ),
 items AS (
-    SELECT r.nsp, 'R ' || r.relkind::text || ' ' || quote_ident(r.relname)
-        || coalesce(' -- ' || d.description, '') AS item,
-        hashtextextended(CAST(r.xmin AS text), 0)::numeric + coalesce(hashtextextended(CAST(d.xmin AS text), 0)::numeric, 0) AS part,
-        1 + CAST(d.xmin IS NOT NULL AS int) AS n
-    FROM rels r
+    SELECT r.nsp, 'R ' || r.relkind::text || ' ' || quote_ident(r.name)
+        || coalesce(' -- ' || d.description, '') AS item
+    FROM unknown_rels r
     LEFT JOIN LATERAL (
-        SELECT d.description, d.xmin FROM pg_catalog.pg_description d
+        SELECT d.description FROM pg_catalog.pg_description d
         WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
             AND d.objsubid = 0
         OFFSET 0
     ) d ON true
     UNION ALL
-    SELECT r.nsp, 'C ' || quote_ident(r.relname) || '.' || quote_ident(a.attname)
+    SELECT r.nsp, 'C ' || quote_ident(r.name) || '.' || quote_ident(a.attname)
         || ' ' || a.attnum::text || ' '
         || CASE WHEN a.own_type THEN quote_ident(a.typname) ELSE a.atttypid::text END
         || ' ' || a.atttypmod::text
@@ -99,28 +163,23 @@ items AS (
                 THEN replace(replace(pg_catalog.pg_get_expr(a.adbin, 0), r.prefix, ''),
                     replace(r.prefix, '''', ''''''), '')
                 ELSE regexp_replace(CAST(a.adbin AS text), ' \:location -?[0-9]+', '', 'g') END, '')
-        || coalesce(' -- ' || a.description, ''),
-        hashtextextended(CAST(a.a_xmin AS text), 0)::numeric + coalesce(hashtextextended(CAST(a.ad_xmin AS text), 0)::numeric, 0) + coalesce(hashtextextended(CAST(a.d_xmin AS text), 0)::numeric, 0)
-            + CASE WHEN a.own_type THEN hashtextextended(CAST(a.ty_xmin AS text), 0)::numeric ELSE 0 END,
-        1 + CAST(a.ad_xmin IS NOT NULL AS int) + CAST(a.d_xmin IS NOT NULL AS int)
-            + CAST(a.own_type AS int)
-    FROM rels r
+        || coalesce(' -- ' || a.description, '')
+    FROM unknown_rels r
     CROSS JOIN LATERAL (
         SELECT a.attname, a.attnum, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity,
             a.attgenerated, coalesce(ty.typnamespace = r.nsp, false) AS own_type, ty.typname,
-            ad.adbin, d.description,
-            a.xmin AS a_xmin, ty.xmin AS ty_xmin, ad.xmin AS ad_xmin, d.xmin AS d_xmin
+            ad.adbin, d.description
         FROM pg_catalog.pg_attribute a
         -- Built-in types (oids below 16384, FirstNormalObjectId) are named by oid, so
         -- only the types users created are looked up; the tenant's own are among them.
         LEFT JOIN LATERAL (
-            SELECT ty.typnamespace, ty.typname, ty.xmin FROM pg_catalog.pg_type ty
+            SELECT ty.typnamespace, ty.typname FROM pg_catalog.pg_type ty
             WHERE a.atttypid >= 16384 AND ty.oid = a.atttypid
             OFFSET 0
         ) ty ON true
         -- A default is looked up only for a column that has one.
         LEFT JOIN LATERAL (
-            SELECT ad.adbin, ad.xmin FROM pg_catalog.pg_attrdef ad
+            SELECT ad.adbin FROM pg_catalog.pg_attrdef ad
             WHERE a.atthasdef AND ad.adrelid = a.attrelid AND ad.adnum = a.attnum
             OFFSET 0
         ) ad ON true
@@ -130,18 +189,17 @@ items AS (
         OFFSET 0
     ) a
     UNION ALL
-    SELECT r.nsp, 'K ' || quote_ident(r.relname) || ' ' || quote_ident(k.conname)
+    SELECT r.nsp, 'K ' || quote_ident(r.name) || ' ' || quote_ident(k.conname)
         || ' ' || k.contype::text || ' ' || coalesce(k.conkey::text, '')
         || ' ' || coalesce(k.confkey::text, '') || ' '
         || coalesce(CASE WHEN k.frelnamespace = r.nsp THEN quote_ident(k.frelname)
                          ELSE k.confrelid::text END, '')
         || ' ' || k.confupdtype::text || k.confdeltype::text || k.confmatchtype::text
         || ' ' || k.condeferrable::text || k.condeferred::text || k.convalidated::text
-        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \:location -?[0-9]+', '', 'g'), ''),
-        hashtextextended(CAST(k.k_xmin AS text), 0)::numeric, 1
-    FROM rels r
+        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \:location -?[0-9]+', '', 'g'), '')
+    FROM unknown_rels r
     CROSS JOIN LATERAL (
-        SELECT k.*, k.xmin AS k_xmin, f.relnamespace AS frelnamespace, f.relname AS frelname
+        SELECT k.*, f.relnamespace AS frelnamespace, f.relname AS frelname
         FROM pg_catalog.pg_constraint k
         LEFT JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
         WHERE k.conrelid = r.oid
@@ -153,52 +211,48 @@ items AS (
         || ' ' || i.indkey::text || ' ' || i.indclass::text || ' ' || i.indoption::text
         || ' ' || i.indcollation::text
         || coalesce(' ON ' || regexp_replace(CAST(i.indexprs AS text), ' \:location -?[0-9]+', '', 'g'), '')
-        || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \:location -?[0-9]+', '', 'g'), ''),
-        hashtextextended(CAST(i.i_xmin AS text), 0)::numeric + hashtextextended(CAST(i.ic_xmin AS text), 0)::numeric, 2
-    FROM rels r
+        || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \:location -?[0-9]+', '', 'g'), '')
+    FROM unknown_rels r
     CROSS JOIN LATERAL (
-        SELECT i.*, i.xmin AS i_xmin, ic.xmin AS ic_xmin, ic.relname, ic.relam
+        SELECT i.*, ic.relname, ic.relam
         FROM pg_catalog.pg_index i
         JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
         WHERE i.indrelid = r.oid
         OFFSET 0
     ) i
     UNION ALL
-    SELECT e.nsp, 'T ' || quote_ident(e.typname) || ' ' || l.labels,
-        hashtextextended(CAST(e.xmin AS text), 0)::numeric + l.part, 1 + l.n
+    SELECT e.nsp, 'T ' || quote_ident(e.name) || ' ' || l.labels
     FROM enums e
     CROSS JOIN LATERAL (
-        SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder) AS labels,
-            coalesce(sum(hashtextextended(CAST(l.xmin AS text), 0)::numeric), 0) AS part, count(*) AS n
+        SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder) AS labels
         FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid
     ) l
-    UNION ALL
-    -- Membership in the schema: in the stamp only, so that a relation or type added
-    -- after the pass changes it.
-    SELECT nsp, NULL, hashtextextended(CAST(xmin AS text), 0)::numeric, 1 FROM members
+    WHERE e.nsp NOT IN (SELECT nsp FROM known)
 ),
 fingerprints AS (
-    SELECT nsp, md5(string_agg(item, E'\n' ORDER BY item COLLATE "C")) AS fingerprint,
-        sum(n)::text || ':' || sum(part)::text AS stamp
+    SELECT nsp, md5(string_agg(item, E'\n' ORDER BY item COLLATE "C")) AS fingerprint
     FROM items GROUP BY nsp
+    UNION ALL
+    SELECT nsp, fingerprint FROM known
 ),
 relation_names AS (
     SELECT nsp,
-        array_agg(relname ORDER BY relname)
-            FILTER (WHERE relname <> ALL(CAST(:ignored AS text[]))) AS relations,
-        bool_or(relname = :version_table) AS has_version_table,
-        array_agg(relname ORDER BY relname) FILTER (WHERE relkind = 'r'
+        array_agg(name ORDER BY name)
+            FILTER (WHERE name <> ALL(CAST(:ignored AS text[]))) AS relations,
+        bool_or(name = :version_table) AS has_version_table,
+        array_agg(name ORDER BY name) FILTER (WHERE relkind = 'r'
             AND CASE WHEN reltuples >= 0 THEN reltuples
                 ELSE pg_catalog.pg_stat_get_live_tuples(oid) END >= CAST(:min_rows AS float8)
         ) AS big_tables
-    FROM all_rels GROUP BY nsp
+    FROM all_objects WHERE relkind IN ('r', 'p', 'v', 'm', 'f') GROUP BY nsp
 ),
 enum_names AS (
-    SELECT nsp, array_agg(typname ORDER BY typname) AS enum_types FROM enums GROUP BY nsp
+    SELECT nsp, array_agg(name ORDER BY name) AS enum_types FROM enums GROUP BY nsp
 )
 SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table,
-    f.stamp, rn.big_tables
+    s.stamp, rn.big_tables
 FROM tenants t
 LEFT JOIN fingerprints f ON f.nsp = t.nsp
+LEFT JOIN stamps s ON s.nsp = t.nsp
 LEFT JOIN relation_names rn ON rn.nsp = t.nsp
 LEFT JOIN enum_names en ON en.nsp = t.nsp

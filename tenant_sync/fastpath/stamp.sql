@@ -1,31 +1,48 @@
--- One tenant's stamp, over the same catalog rows as its items in shape_pass.sql, or
--- NULL when the schema is gone or the role may not use and create in it.
+-- One tenant's stamp: a digest of the versions (xmin) of every catalog row its shape
+-- is read from, or NULL when the schema is gone or the role may not use and create in
+-- it.  The same rows, counted the same way, as the stamps of shape_pass.sql: a test
+-- holds the two equal for tenants of every shape.
 --
--- Parameters: $1 the schema, $2 its relations, $3 its enum types, as the pass saw them;
--- they are looked up by name, so every lookup is on a catalog index.  As in the pass,
--- per-relation catalogs are read through LATERAL ... OFFSET 0: with a plain
--- IN (SELECT oid FROM rels) the planner, misled by stale statistics, was seen to
--- hash-join a sequential scan of all of pg_attrdef for each tenant (12 ms at 1,000
--- tenants instead of 1, and growing with the database).
+-- Parameters: $1 the schema, $2 the bookkeeping tables left out of the shape.  The
+-- schema's objects are found through their dependency on it (pg_depend, indexed by the
+-- object depended on), as in the pass.  Per-relation catalogs are read through
+-- LATERAL ... OFFSET 0: with a plain IN (SELECT oid FROM rels) the planner, misled by
+-- stale statistics, was seen to hash-join a sequential scan of all of pg_attrdef for
+-- each tenant (12 ms at 1,000 tenants instead of 1, and growing with the database).
+--
+-- Besides the rows the fingerprint renders, the stamp covers the row of every other
+-- object of the schema (sequences, functions, types): a default renders a sequence's
+-- name, so renaming one changes the tenant's fingerprint and must change its stamp.
 WITH tenant AS (
     SELECT oid AS nsp FROM pg_catalog.pg_namespace WHERE nspname = $1
         AND pg_catalog.has_schema_privilege(oid, 'USAGE')
         AND pg_catalog.has_schema_privilege(oid, 'CREATE')
 ),
-rels AS MATERIALIZED (
-    SELECT c.oid, c.xmin FROM pg_catalog.pg_class c
-    WHERE c.relname = ANY($2) AND c.relnamespace = (SELECT nsp FROM tenant)
-        AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+members AS MATERIALIZED (
+    SELECT d.classid, d.objid, d.xmin FROM pg_catalog.pg_depend d
+    WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass
+        AND d.refobjid = (SELECT nsp FROM tenant) AND d.refobjsubid = 0 AND d.deptype = 'n'
 ),
-enums AS MATERIALIZED (
-    SELECT ty.oid, ty.xmin FROM pg_catalog.pg_type ty
-    WHERE ty.typname = ANY($3) AND ty.typnamespace = (SELECT nsp FROM tenant)
-        AND ty.typtype = 'e'
+objects AS MATERIALIZED (
+    SELECT o.oid, o.xmin, o.relkind, o.typtype FROM members m CROSS JOIN LATERAL (
+        SELECT c.oid, c.xmin, c.relkind, NULL::"char" AS typtype FROM pg_catalog.pg_class c
+        WHERE m.classid = 'pg_catalog.pg_class'::regclass AND c.oid = m.objid
+            AND c.relname <> ALL($2)
+        UNION ALL
+        SELECT ty.oid, ty.xmin, NULL, ty.typtype FROM pg_catalog.pg_type ty
+        WHERE m.classid = 'pg_catalog.pg_type'::regclass AND ty.oid = m.objid
+        UNION ALL
+        SELECT p.oid, p.xmin, NULL, NULL FROM pg_catalog.pg_proc p
+        WHERE m.classid = 'pg_catalog.pg_proc'::regclass AND p.oid = m.objid
+        OFFSET 0
+    ) o
 ),
 catalog_rows AS (
-    SELECT xmin FROM rels
+    SELECT xmin FROM members
     UNION ALL
-    SELECT x.xmin FROM rels r CROSS JOIN LATERAL (
+    SELECT xmin FROM objects
+    UNION ALL
+    SELECT x.xmin FROM objects r CROSS JOIN LATERAL (
         SELECT d.xmin FROM pg_catalog.pg_description d
         WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
         UNION ALL
@@ -48,16 +65,12 @@ catalog_rows AS (
         WHERE i.indrelid = r.oid
         OFFSET 0
     ) x
+    WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
     UNION ALL
-    SELECT xmin FROM enums
-    UNION ALL
-    SELECT l.xmin FROM enums e CROSS JOIN LATERAL (
+    SELECT l.xmin FROM objects e CROSS JOIN LATERAL (
         SELECT l.xmin FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid OFFSET 0
     ) l
-    UNION ALL
-    SELECT d.xmin FROM pg_catalog.pg_depend d
-    WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass
-        AND d.refobjid = (SELECT nsp FROM tenant) AND d.refobjsubid = 0 AND d.deptype = 'n'
+    WHERE e.typtype = 'e'
 )
 SELECT CASE WHEN EXISTS (SELECT FROM tenant) THEN count(*)::text || ':'
     || coalesce(sum(hashtextextended(CAST(xmin AS text), 0)::numeric), 0)::text END

@@ -9,6 +9,7 @@ and the other tenants go on.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -207,3 +208,32 @@ def test_tenant_table_referencing_a_shared_table_without_the_grant_fails_clearly
     assert result.error.startswith("while running 'create table accounts'"), result.error
     assert "permission denied for table plans" in result.error
     assert catalog_snapshot(engine) == before
+
+
+def test_a_version_table_the_role_does_not_own_gets_no_memo_and_the_tenant_still_syncs(
+    database_url: URL, engine: Engine, owner: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = ["tenant_a", "tenant_c"]
+    owned_schemas(engine, owner, names)
+    url = database_url.set(username=owner)
+    with TenantSync(url, model_v1(), tenants="tenant_%") as ts:
+        assert ts.sync_all().counts["migrated"] == 2
+    memo = "SELECT obj_description('tenant_a.tenant_sync_version'::regclass)"
+    with engine.begin() as conn:
+        v1_memo = conn.execute(sa.text(memo)).scalar_one()
+        conn.execute(sa.text("ALTER TABLE tenant_a.tenant_sync_version OWNER TO CURRENT_USER"))
+        conn.execute(sa.text(f"GRANT ALL ON tenant_a.tenant_sync_version TO {owner}"))
+    with (
+        caplog.at_level(logging.INFO, "tenant_sync"),
+        TenantSync(url, model_v2(), tenants="tenant_%") as ts,
+    ):
+        changed = ts.sync_all()
+        again = ts.sync_all()
+    assert changed.counts["migrated"] == 2, changed.failed()
+    assert "round trip failed" not in caplog.text, "both changed by their shape's round trip"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(memo)).scalar_one() == v1_memo, "no memo written"
+    # The stale memo is not taken: its stamp is not the tenant's.
+    assert again.counts["unchanged"] == 2 and all(r.in_sync for r in again.results)
+    for name in names:
+        assert tables(engine, name) == V2_TENANT_TABLES
