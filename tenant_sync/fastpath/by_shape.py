@@ -36,8 +36,8 @@ __all__ = ["SHAPE_CHUNK", "TenantShapes", "pass_chunks", "stream_by_shape"]
 
 log = logging.getLogger(__name__)
 
-#: Fewest tenants per chunk of the catalog pass, bar the first; bigger runs read up to
-#: ``workers - 1`` such chunks at once.
+#: Most tenants per chunk of the catalog pass, bar the first; ``workers`` chunks are read
+#: at once.
 SHAPE_CHUNK = 500
 #: Most tenants in the first chunk, read beside the others: its tenants start their
 #: round trips while the pass reads the rest.
@@ -148,9 +148,9 @@ def stream_by_shape(
     """Read every tenant's shape and compare each distinct shape with the model once,
     yielding ``(names, their shapes)`` chunk by chunk, in order, as soon as one is known.
 
-    The pass reads a small first chunk and the rest in up to ``workers - 1`` chunks, all
-    at once, so that the tenants of the first chunk are synced while the pass reads the
-    rest: the pass and the round trips use the server at once.  ``pool`` runs the comparisons.  The first tenant is compared
+    The pass reads a small first chunk beside the others, ``workers`` chunks at once, so
+    that the tenants of the first chunk are synced while the pass reads the rest: the
+    pass and the round trips use the server at once.  ``pool`` runs the comparisons.  The first tenant is compared
     with the model while the pass runs: most often all tenants share its shape, and the
     comparison (which builds the model's state once, and runs Alembic if the shape
     differs from it) is then out of the way when the first chunk arrives.  Of ``vet``
@@ -162,8 +162,8 @@ def stream_by_shape(
         return
     first = pool.submit(plan_shape, engine, names[0], model, options, vet=names[0] in vet)
     comparisons = _Comparisons(engine, model, options, pool, first)
-    chunks = _chunks(names, workers)
-    readers = len(chunks)
+    chunks = _chunks(names)
+    readers = min(len(chunks), max(2, workers))
     with ThreadPoolExecutor(readers, thread_name_prefix="tenant_sync") as reading:
         read = [reading.submit(_read_chunk, engine, chunk, options) for chunk in chunks]
         try:
@@ -175,14 +175,15 @@ def stream_by_shape(
     comparisons.log_counts()
 
 
-def _chunks(names: list[str], workers: int) -> list[list[str]]:
-    """A small first chunk, then the rest in up to ``workers - 1`` equal ones, read at once.
+def _chunks(names: list[str]) -> list[list[str]]:
+    """A small first chunk, then the rest in equal chunks of at most :data:`SHAPE_CHUNK`.
 
-    All of them are read at once, so the pass takes about as long as its biggest chunk,
-    and the first, small one arrives early.
+    Read a few at once, in order, they stream to the workers as they come.  Bigger
+    chunks cost more per tenant (measured at 10,000 tenants on one connection: 6.9 s in
+    chunks of 3,300, 6.0 s in chunks of 500): their sorts and aggregates outgrow memory.
     """
     first, rest = names[:FIRST_CHUNK], names[FIRST_CHUNK:]
-    count = max(1, min(workers - 1, -(-len(rest) // SHAPE_CHUNK)))
+    count = max(1, -(-len(rest) // SHAPE_CHUNK))
     size = -(-len(rest) // count) if rest else 0
     return [first] + [rest[i : i + size] for i in range(0, len(rest), size or 1)]
 

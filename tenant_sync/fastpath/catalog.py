@@ -9,7 +9,9 @@ model have the same fingerprint.  Tenants of one shape get the same diff.
 The pass reaches every relation by index lookups, so its cost grows linearly with
 the number of tenants (a per-schema scan of pg_class would make it quadratic).  It also
 takes each tenant's *stamp*, a digest of its catalog rows' versions, which
-:func:`recheck_statement` recomputes cheaply under the tenant's lock.
+:func:`recheck_statement` recomputes cheaply under the tenant's lock.  A tenant whose
+stamp equals its memo's (see :mod:`tenant_sync.fastpath.memo`) has the memo's
+fingerprint: its text is not rendered.
 
 The queries are in ``shape_pass.sql`` and ``stamp.sql`` beside this module, with the
 reasons for their form.
