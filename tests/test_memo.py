@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from helpers import build_with_create_all, make_schemas, schema_definition
 from models import model_v1
 from sqlalchemy.engine import URL, Engine
-from test_fast_path import LATE_CHANGES
+from test_fast_path import LATE_CHANGES, _recheck_passes, build_drifted_tenants
 
 from tenant_sync import TenantSync
 from tenant_sync.fastpath.catalog import Shape, read_shapes
@@ -97,3 +97,15 @@ def test_every_change_made_after_the_memo_is_seen_and_synced(
         equal = schema_definition(engine, name) == expected
         assert equal or result.differences, kind
         assert result.status != "unchanged" or result.differences, kind
+
+
+def test_tenants_without_a_memo_or_with_a_stale_one_have_the_stamp_the_recheck_computes(
+    database_url: URL, engine: Engine
+) -> None:
+    names = build_drifted_tenants(database_url, engine, seed=5)  # stale memos, drifted
+    with engine.begin() as conn:
+        for name in names[: len(names) // 2]:
+            conn.execute(sa.text(f'COMMENT ON TABLE "{name}".tenant_sync_version IS NULL'))
+    shapes = shapes_of(engine, names)
+    assert len({shape.fingerprint for shape in shapes.values()}) > 3
+    assert [name for name in names if not _recheck_passes(engine, name, shapes[name])] == []

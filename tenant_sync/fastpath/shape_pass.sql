@@ -86,10 +86,23 @@ rels AS (
 enums AS (
     SELECT * FROM objects WHERE typtype = 'e'
 ),
-catalog_rows AS (
-    SELECT nsp, xmin FROM members
+-- The memo: 'tenant_sync shape STAMP FINGERPRINT' on the version table (memo.py).
+memos AS MATERIALIZED (
+    SELECT o.nsp, split_part(d.description, ' ', 3) AS stamp,
+        split_part(d.description, ' ', 4) AS fingerprint
+    FROM all_objects o
+    JOIN pg_catalog.pg_description d ON d.objoid = o.oid
+        AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+    WHERE o.name = :version_table AND o.relkind = 'r'
+        AND d.description LIKE 'tenant_sync shape % %'
+        AND split_part(d.description, ' ', 4) <> ''
+),
+-- The stamps of the tenants with a memo, from their catalog rows alone, as stamp.sql
+-- reads them.
+memo_rows AS (
+    SELECT nsp, xmin FROM members WHERE nsp IN (SELECT nsp FROM memos)
     UNION ALL
-    SELECT nsp, xmin FROM objects
+    SELECT nsp, xmin FROM objects WHERE nsp IN (SELECT nsp FROM memos)
     UNION ALL
     SELECT r.nsp, x.xmin FROM rels r CROSS JOIN LATERAL (
         SELECT d.xmin FROM pg_catalog.pg_description d
@@ -114,40 +127,35 @@ catalog_rows AS (
         WHERE i.indrelid = r.oid
         OFFSET 0
     ) x
+    WHERE r.nsp IN (SELECT nsp FROM memos)
     UNION ALL
     SELECT e.nsp, l.xmin FROM enums e CROSS JOIN LATERAL (
         SELECT l.xmin FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid OFFSET 0
     ) l
-),
-stamps AS (
-    SELECT nsp, count(*)::text || ':'
-        || sum(hashtextextended(CAST(xmin AS text), 0)::numeric)::text AS stamp
-    FROM catalog_rows GROUP BY nsp
-),
--- The memo: 'tenant_sync shape STAMP FINGERPRINT' on the version table (memo.py).
-memos AS (
-    SELECT o.nsp, split_part(d.description, ' ', 3) AS stamp,
-        split_part(d.description, ' ', 4) AS fingerprint
-    FROM all_objects o
-    JOIN pg_catalog.pg_description d ON d.objoid = o.oid
-        AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
-    WHERE o.name = :version_table AND o.relkind = 'r'
-        AND d.description LIKE 'tenant_sync shape % %'
+    WHERE e.nsp IN (SELECT nsp FROM memos)
 ),
 known AS (
-    SELECT s.nsp, m.fingerprint FROM stamps s JOIN memos m USING (nsp)
-    WHERE m.stamp = s.stamp AND m.fingerprint <> ''
+    SELECT m.nsp, m.fingerprint, m.stamp FROM memos m
+    JOIN (
+        SELECT nsp, count(*)::text || ':' || sum(hashtextextended(CAST(xmin AS text), 0)::numeric)::text AS stamp
+        FROM memo_rows GROUP BY nsp
+    ) s ON s.nsp = m.nsp AND s.stamp = m.stamp
 ),
+-- Every other tenant is rendered: each item (the text of one relation, column,
+-- constraint, index or enum type) carries its catalog rows' xmin, so that its stamp
+-- comes from the same read as its text.
 unknown_rels AS (
     SELECT r.*, t.prefix FROM rels r JOIN tenants t USING (nsp)
     WHERE r.nsp NOT IN (SELECT nsp FROM known)
 ),
 items AS (
     SELECT r.nsp, 'R ' || r.relkind::text || ' ' || quote_ident(r.name)
-        || coalesce(' -- ' || d.description, '') AS item
+        || coalesce(' -- ' || d.description, '') AS item,
+        hashtextextended(CAST(r.xmin AS text), 0)::numeric + coalesce(hashtextextended(CAST(d.xmin AS text), 0)::numeric, 0) AS part,
+        1 + CAST(d.xmin IS NOT NULL AS int) AS n
     FROM unknown_rels r
     LEFT JOIN LATERAL (
-        SELECT d.description FROM pg_catalog.pg_description d
+        SELECT d.description, d.xmin FROM pg_catalog.pg_description d
         WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
             AND d.objsubid = 0
         OFFSET 0
@@ -163,23 +171,28 @@ items AS (
                 THEN replace(replace(pg_catalog.pg_get_expr(a.adbin, 0), r.prefix, ''),
                     replace(r.prefix, '''', ''''''), '')
                 ELSE regexp_replace(CAST(a.adbin AS text), ' \:location -?[0-9]+', '', 'g') END, '')
-        || coalesce(' -- ' || a.description, '')
+        || coalesce(' -- ' || a.description, ''),
+        hashtextextended(CAST(a.a_xmin AS text), 0)::numeric + coalesce(hashtextextended(CAST(a.ad_xmin AS text), 0)::numeric, 0) + coalesce(hashtextextended(CAST(a.d_xmin AS text), 0)::numeric, 0)
+            + CASE WHEN a.own_type THEN hashtextextended(CAST(a.ty_xmin AS text), 0)::numeric ELSE 0 END,
+        1 + CAST(a.ad_xmin IS NOT NULL AS int) + CAST(a.d_xmin IS NOT NULL AS int)
+            + CAST(a.own_type AS int)
     FROM unknown_rels r
     CROSS JOIN LATERAL (
         SELECT a.attname, a.attnum, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity,
             a.attgenerated, coalesce(ty.typnamespace = r.nsp, false) AS own_type, ty.typname,
-            ad.adbin, d.description
+            ad.adbin, d.description,
+            a.xmin AS a_xmin, ty.xmin AS ty_xmin, ad.xmin AS ad_xmin, d.xmin AS d_xmin
         FROM pg_catalog.pg_attribute a
         -- Built-in types (oids below 16384, FirstNormalObjectId) are named by oid, so
         -- only the types users created are looked up; the tenant's own are among them.
         LEFT JOIN LATERAL (
-            SELECT ty.typnamespace, ty.typname FROM pg_catalog.pg_type ty
+            SELECT ty.typnamespace, ty.typname, ty.xmin FROM pg_catalog.pg_type ty
             WHERE a.atttypid >= 16384 AND ty.oid = a.atttypid
             OFFSET 0
         ) ty ON true
         -- A default is looked up only for a column that has one.
         LEFT JOIN LATERAL (
-            SELECT ad.adbin FROM pg_catalog.pg_attrdef ad
+            SELECT ad.adbin, ad.xmin FROM pg_catalog.pg_attrdef ad
             WHERE a.atthasdef AND ad.adrelid = a.attrelid AND ad.adnum = a.attnum
             OFFSET 0
         ) ad ON true
@@ -196,10 +209,11 @@ items AS (
                          ELSE k.confrelid::text END, '')
         || ' ' || k.confupdtype::text || k.confdeltype::text || k.confmatchtype::text
         || ' ' || k.condeferrable::text || k.condeferred::text || k.convalidated::text
-        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \:location -?[0-9]+', '', 'g'), '')
+        || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \:location -?[0-9]+', '', 'g'), ''),
+        hashtextextended(CAST(k.k_xmin AS text), 0)::numeric, 1
     FROM unknown_rels r
     CROSS JOIN LATERAL (
-        SELECT k.*, f.relnamespace AS frelnamespace, f.relname AS frelname
+        SELECT k.*, k.xmin AS k_xmin, f.relnamespace AS frelnamespace, f.relname AS frelname
         FROM pg_catalog.pg_constraint k
         LEFT JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
         WHERE k.conrelid = r.oid
@@ -211,29 +225,42 @@ items AS (
         || ' ' || i.indkey::text || ' ' || i.indclass::text || ' ' || i.indoption::text
         || ' ' || i.indcollation::text
         || coalesce(' ON ' || regexp_replace(CAST(i.indexprs AS text), ' \:location -?[0-9]+', '', 'g'), '')
-        || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \:location -?[0-9]+', '', 'g'), '')
+        || coalesce(' WHERE ' || regexp_replace(CAST(i.indpred AS text), ' \:location -?[0-9]+', '', 'g'), ''),
+        hashtextextended(CAST(i.i_xmin AS text), 0)::numeric + hashtextextended(CAST(i.ic_xmin AS text), 0)::numeric, 2
     FROM unknown_rels r
     CROSS JOIN LATERAL (
-        SELECT i.*, ic.relname, ic.relam
+        SELECT i.*, i.xmin AS i_xmin, ic.xmin AS ic_xmin, ic.relname, ic.relam
         FROM pg_catalog.pg_index i
         JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
         WHERE i.indrelid = r.oid
         OFFSET 0
     ) i
     UNION ALL
-    SELECT e.nsp, 'T ' || quote_ident(e.name) || ' ' || l.labels
+    SELECT e.nsp, 'T ' || quote_ident(e.name) || ' ' || l.labels,
+        hashtextextended(CAST(e.xmin AS text), 0)::numeric + l.part, 1 + l.n
     FROM enums e
     CROSS JOIN LATERAL (
-        SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder) AS labels
+        SELECT string_agg(quote_literal(l.enumlabel), ',' ORDER BY l.enumsortorder) AS labels,
+            coalesce(sum(hashtextextended(CAST(l.xmin AS text), 0)::numeric), 0) AS part, count(*) AS n
         FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid
     ) l
     WHERE e.nsp NOT IN (SELECT nsp FROM known)
+    UNION ALL
+    -- In the stamp only: the schema's membership (so that an object added after the
+    -- pass changes it), and its objects that are neither relations nor enum types.
+    SELECT nsp, NULL, hashtextextended(CAST(xmin AS text), 0)::numeric, 1 FROM members WHERE nsp NOT IN (SELECT nsp FROM known)
+    UNION ALL
+    SELECT nsp, NULL, hashtextextended(CAST(xmin AS text), 0)::numeric, 1 FROM objects
+    WHERE nsp NOT IN (SELECT nsp FROM known)
+        AND (relkind IS NULL OR relkind NOT IN ('r', 'p', 'v', 'm', 'f'))
+        AND (typtype IS NULL OR typtype <> 'e')
 ),
 fingerprints AS (
-    SELECT nsp, md5(string_agg(item, E'\n' ORDER BY item COLLATE "C")) AS fingerprint
+    SELECT nsp, md5(string_agg(item, E'\n' ORDER BY item COLLATE "C")) AS fingerprint,
+        sum(n)::text || ':' || sum(part)::text AS stamp
     FROM items GROUP BY nsp
     UNION ALL
-    SELECT nsp, fingerprint FROM known
+    SELECT nsp, fingerprint, stamp FROM known
 ),
 relation_names AS (
     SELECT nsp,
@@ -250,9 +277,8 @@ enum_names AS (
     SELECT nsp, array_agg(name ORDER BY name) AS enum_types FROM enums GROUP BY nsp
 )
 SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table,
-    s.stamp, rn.big_tables
+    f.stamp, rn.big_tables
 FROM tenants t
 LEFT JOIN fingerprints f ON f.nsp = t.nsp
-LEFT JOIN stamps s ON s.nsp = t.nsp
 LEFT JOIN relation_names rn ON rn.nsp = t.nsp
 LEFT JOIN enum_names en ON en.nsp = t.nsp
