@@ -58,7 +58,9 @@ State = dict[Key, str]
 
 _STATE_SQL = read_query("tenant_sync", "schema_state.sql")
 
-# Built once per model and database; None when it could not be built.
+# Built once per model and server (its URL less the database): the state names the
+# model's objects and what they reference by name, so the databases of one server
+# (a fleet's, say) share it.  None when it could not be built.
 _model_states: dict[tuple[str, str, tuple[str, ...]], State | None] = {}  # None: failed
 _model_states_lock = threading.Lock()
 
@@ -143,12 +145,13 @@ def _unqualified(kind: str, definition: str, schema: str, prefix: str) -> str:
 
 
 def model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State | None:
-    """The model's structure as PostgreSQL builds it (see above), once per model and database.
+    """The model's structure as PostgreSQL builds it (see above), once per model and server.
 
     None, with a warning, when it cannot be built (no CREATE privilege, say): tenants are
     then compared by Alembic alone.
     """
-    key = (conn.engine.url.render_as_string(), model.fingerprint, tuple(ignored))
+    server = conn.engine.url.set(database=None).render_as_string()
+    key = (server, model.fingerprint, tuple(ignored))
     # Built under the lock, once: other threads wait for it rather than build it again.
     # A failure is not kept: it may be passing (a lock on a shared table a foreign key
     # references, held by a signup), and the next comparison tries again.

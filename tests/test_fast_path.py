@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import sqlalchemy as sa
+from conftest import create_database, drop_database
 from helpers import columns, make_schemas
 from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
-from tenant_sync import TenantSync
+from tenant_sync import TenantSync, yardstick
 from tenant_sync.failures import SHAPE_CHANGED
 from tenant_sync.fastpath import by_shape
 from tenant_sync.fastpath.catalog import Shape, read_shapes, recheck_statement
@@ -373,3 +374,22 @@ def test_recheck_works_for_a_role_without_the_temporary_privilege(
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP OWNED BY {role}"))
             conn.execute(sa.text(f"DROP ROLE {role}"))
+
+
+def test_the_databases_of_one_server_build_the_model_s_state_once(
+    admin_engine: Engine, database_url: URL, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(yardstick, "_model_states", {})
+    other = create_database(admin_engine, "second_database")
+    try:
+        with sa.create_engine(other, poolclass=sa.NullPool).begin() as conn:
+            conn.execute(sa.text("CREATE TABLE public.plans (id serial PRIMARY KEY)"))
+        built = []
+        for url in (database_url, other):
+            make_schemas(sa.create_engine(url, poolclass=sa.NullPool), ["a", "b"])
+            with TenantSync(url, model_v1(), workers=2) as ts, _statements() as sent:
+                assert ts.sync_all().counts["migrated"] == 2
+            built.append(any("tenant_sync_scratch" in statement for statement in sent))
+    finally:
+        drop_database(admin_engine, other)
+    assert built == [True, False]
