@@ -150,7 +150,7 @@ def model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State
     None, with a warning, when it cannot be built (no CREATE privilege, say): tenants are
     then compared by Alembic alone.
     """
-    server = conn.engine.url.set(database=None).render_as_string()
+    server = conn.engine.url.set(database="").render_as_string()
     key = (server, model.fingerprint, tuple(ignored))
     # Built under the lock, once: other threads wait for it rather than build it again.
     # A failure is not kept: it may be passing (a lock on a shared table a foreign key
