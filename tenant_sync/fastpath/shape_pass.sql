@@ -98,34 +98,14 @@ memos AS MATERIALIZED (
         AND split_part(d.description, ' ', 4) <> ''
 ),
 -- The stamps of the tenants with a memo, from their catalog rows alone, as stamp.sql
--- reads them.
+-- reads them (each relation's rows: relation_rows.sql, put in by catalog.py).
 memo_rows AS (
     SELECT nsp, xmin FROM members WHERE nsp IN (SELECT nsp FROM memos)
     UNION ALL
     SELECT nsp, xmin FROM objects WHERE nsp IN (SELECT nsp FROM memos)
     UNION ALL
     SELECT r.nsp, x.xmin FROM rels r CROSS JOIN LATERAL (
-        SELECT d.xmin FROM pg_catalog.pg_description d
-        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
-        UNION ALL
-        SELECT a.xmin FROM pg_catalog.pg_attribute a
-        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-        UNION ALL
-        SELECT ty.xmin FROM pg_catalog.pg_attribute a
-        JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-            AND a.atttypid >= 16384 AND ty.typnamespace = r.nsp
-        UNION ALL
-        SELECT ad.xmin FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = r.oid
-        UNION ALL
-        SELECT k.xmin FROM pg_catalog.pg_constraint k WHERE k.conrelid = r.oid
-        UNION ALL
-        SELECT i.xmin FROM pg_catalog.pg_index i WHERE i.indrelid = r.oid
-        UNION ALL
-        SELECT ic.xmin FROM pg_catalog.pg_index i
-        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-        WHERE i.indrelid = r.oid
-        OFFSET 0
+{relation_rows}
     ) x
     WHERE r.nsp IN (SELECT nsp FROM memos)
     UNION ALL

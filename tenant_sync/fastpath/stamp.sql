@@ -1,7 +1,7 @@
 -- One tenant's stamp: a digest of the versions (xmin) of every catalog row its shape
 -- is read from, or NULL when the schema is gone or the role may not use and create in
--- it.  The same rows, counted the same way, as the stamps of shape_pass.sql: a test
--- holds the two equal for tenants of every shape.
+-- it.  The same rows, counted the same way, as the stamps of shape_pass.sql: each
+-- relation's rows are relation_rows.sql in both, and a test holds the two equal.
 --
 -- Parameters: $1 the schema, $2 the bookkeeping tables left out of the shape.  The
 -- schema's objects are found through their dependency on it (pg_depend, indexed by the
@@ -24,7 +24,8 @@ members AS MATERIALIZED (
         AND d.refobjid = (SELECT nsp FROM tenant) AND d.refobjsubid = 0 AND d.deptype = 'n'
 ),
 objects AS MATERIALIZED (
-    SELECT o.oid, o.xmin, o.relkind, o.typtype FROM members m CROSS JOIN LATERAL (
+    SELECT o.oid, o.xmin, o.relkind, o.typtype, (SELECT nsp FROM tenant) AS nsp
+    FROM members m CROSS JOIN LATERAL (
         SELECT c.oid, c.xmin, c.relkind, NULL::"char" AS typtype FROM pg_catalog.pg_class c
         WHERE m.classid = 'pg_catalog.pg_class'::regclass AND c.oid = m.objid
             AND c.relname <> ALL($2)
@@ -43,27 +44,7 @@ catalog_rows AS (
     SELECT xmin FROM objects
     UNION ALL
     SELECT x.xmin FROM objects r CROSS JOIN LATERAL (
-        SELECT d.xmin FROM pg_catalog.pg_description d
-        WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
-        UNION ALL
-        SELECT a.xmin FROM pg_catalog.pg_attribute a
-        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-        UNION ALL
-        SELECT ty.xmin FROM pg_catalog.pg_attribute a
-        JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-            AND a.atttypid >= 16384 AND ty.typnamespace = (SELECT nsp FROM tenant)
-        UNION ALL
-        SELECT ad.xmin FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = r.oid
-        UNION ALL
-        SELECT k.xmin FROM pg_catalog.pg_constraint k WHERE k.conrelid = r.oid
-        UNION ALL
-        SELECT i.xmin FROM pg_catalog.pg_index i WHERE i.indrelid = r.oid
-        UNION ALL
-        SELECT ic.xmin FROM pg_catalog.pg_index i
-        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-        WHERE i.indrelid = r.oid
-        OFFSET 0
+{relation_rows}
     ) x
     WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
     UNION ALL
