@@ -164,12 +164,15 @@ class Fleet:
             )
             for name, ts in self._syncs.items()
         ]
-        finished: queue.SimpleQueue[TenantResult] = queue.SimpleQueue()
+        # Each result as it comes, and each database's future once its run is over.
+        finished: queue.SimpleQueue[TenantResult | Future[None]] = queue.SimpleQueue()
         at_once = max(1, self.max_workers // self.workers)
         report = SyncReport(dry_run=dry_run)
         try:
             with ThreadPoolExecutor(min(at_once, len(runs)), thread_name_prefix="fleet") as pool:
                 futures = [pool.submit(run.run, dry_run, finished.put) for run in runs]
+                for future in futures:
+                    future.add_done_callback(finished.put)
                 self._gather(futures, finished)
         except KeyboardInterrupt:
             log.warning("interrupted: every database finishes its tenants in flight")
@@ -242,18 +245,24 @@ class Fleet:
     def _gather(
         self,
         futures: list[Future[None]],
-        finished: queue.SimpleQueue[TenantResult],
+        finished: queue.SimpleQueue[TenantResult | Future[None]],
     ) -> None:
-        """Pass each result to ``on_result`` in this thread until every database is done."""
-        done = False
-        while not done or not finished.empty():
-            done = all(future.done() for future in futures)  # before the get: none missed
+        """Pass each result to ``on_result`` in this thread until every database is done.
+
+        A database's future comes after all its results (it is done once its run has
+        delivered them), so the last one ends the wait at once.
+        """
+        running = len(futures)
+        while running:
             try:
-                result = finished.get(timeout=0.2)
+                # A bounded wait, so that Ctrl-C reaches this thread promptly.
+                item = finished.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if self.on_result is not None:
-                self.on_result(result)
+            if isinstance(item, Future):
+                running -= 1
+            elif self.on_result is not None:
+                self.on_result(item)
         for future in futures:
             future.result()  # a bug in a database's run is raised, not hidden
 
