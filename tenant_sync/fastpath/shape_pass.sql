@@ -22,9 +22,12 @@
 -- pg_get_indexdef(), and pg_get_expr()/pg_get_constraintdef() on expressions that name
 -- columns, take a lock on the table: one locked tenant would stall the whole pass.  They
 -- are also slow.  So columns, constraints and indexes are described by their catalog
--- fields: column numbers, type oids (names for the tenant's own types, whose oids differ
--- per tenant), and expression trees less their parse locations.  Two tenants built by
--- the same history get the same text; two that differ in any way the model sees get
+-- fields: column numbers, the oids of built-in types, the names of other types (a
+-- tenant's own types by name alone) and of the tables a foreign key references outside
+-- the tenant, and expression trees less their parse locations.  Names, not oids, because
+-- oids differ from tenant to tenant and from database to database: a fleet's databases
+-- on one server share the comparison of a shape (see fastpath/shared.py).  Two tenants
+-- built by the same history get the same text; two that differ in any way the model sees get
 -- different text (tenants that differ only in column order get two shapes, which costs
 -- one more comparison, never a wrong plan).  Column defaults, which name the tenant's
 -- own sequences and types, are rendered by pg_get_expr() without a relation (no lock)
@@ -143,7 +146,9 @@ items AS (
     UNION ALL
     SELECT r.nsp, 'C ' || quote_ident(r.name) || '.' || quote_ident(a.attname)
         || ' ' || a.attnum::text || ' '
-        || CASE WHEN a.own_type THEN quote_ident(a.typname) ELSE a.atttypid::text END
+        || CASE WHEN a.own_type THEN quote_ident(a.typname)
+                WHEN a.atttypid < 16384 THEN a.atttypid::text
+                ELSE CAST(CAST(a.atttypid AS regtype) AS text) END
         || ' ' || a.atttypmod::text
         || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
         || ' ' || a.attidentity::text || a.attgenerated::text
@@ -186,7 +191,7 @@ items AS (
         || ' ' || k.contype::text || ' ' || coalesce(k.conkey::text, '')
         || ' ' || coalesce(k.confkey::text, '') || ' '
         || coalesce(CASE WHEN k.frelnamespace = r.nsp THEN quote_ident(k.frelname)
-                         ELSE k.confrelid::text END, '')
+                         ELSE CAST(CAST(k.confrelid AS regclass) AS text) END, '')
         || ' ' || k.confupdtype::text || k.confdeltype::text || k.confmatchtype::text
         || ' ' || k.condeferrable::text || k.condeferred::text || k.convalidated::text
         || ' ' || coalesce(k.conexclop::text, '') || ' ' || coalesce(regexp_replace(CAST(k.conbin AS text), ' \:location -?[0-9]+', '', 'g'), ''),
