@@ -30,6 +30,7 @@ from .discovery import (
     select_tenants,
 )
 from .engine import connect, make_engine, masked_url, usable_workers
+from .fastpath.shared import SharedComparisons
 from .fastpath.signup import SignupCache
 from .history import HistoryEntry, read_history
 from .jobs import RunJobs
@@ -181,6 +182,8 @@ class TenantSync:
         #: Whether a run ends with one warning per remaining difference (a fleet, which
         #: warns once for all its databases, turns it off).
         self.warns_at_end = True
+        #: Comparisons shared with the other databases of a fleet's run (the fleet sets it).
+        self.shared_comparisons: SharedComparisons | None = None
 
     def __repr__(self) -> str:
         return f"<TenantSync {masked_url(self.engine.url)} workers={self.options.workers}>"
@@ -281,7 +284,9 @@ class TenantSync:
                     self.engine, pool, self._cancel, results, progress, self.on_result, self.name
                 )
                 for number, wave in rollout:
-                    jobs = self._jobs.by_chunk(pool, selection.only(wave), dry_run, runner, run_id)
+                    jobs = self._jobs.by_chunk(
+                        pool, selection.only(wave), dry_run, runner, run_id, self.shared_comparisons
+                    )
                     runner.run(jobs)
                     if rollout.staged:
                         statuses = {name: results[name].status for name in wave if name in results}

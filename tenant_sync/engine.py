@@ -22,6 +22,7 @@ __all__ = [
     "make_engine",
     "mask_password",
     "masked_url",
+    "server_key",
     "unprepared",
     "usable_workers",
 ]
@@ -101,6 +102,11 @@ def masked_url(url: URL | str) -> str:
         return url.render_as_string(hide_password=True)
     text = url.update_query_dict({"password": "MASKED"}).render_as_string(hide_password=True)
     return text.replace("password=MASKED", f"password={MASK}")
+
+
+def server_key(url: URL) -> str:
+    """What names a server among a run's databases: its URL less the database's name."""
+    return url.set(database="").render_as_string()
 
 
 def mask_password(text: str, url: URL | str | None) -> str:

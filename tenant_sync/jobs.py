@@ -26,6 +26,7 @@ from .changes import Changes
 from .classes import CHANGE_CLASSES
 from .fastpath.by_shape import TenantShapes, pass_chunks
 from .fastpath.catalog import Shape
+from .fastpath.shared import SharedComparisons
 from .fastpath.signup import SignupCache
 from .model import Model
 from .options import SyncOptions
@@ -98,11 +99,15 @@ class RunJobs:
         return shapes.drifts()
 
     def chunks(
-        self, pool: ThreadPoolExecutor, selection: Selection
+        self,
+        pool: ThreadPoolExecutor,
+        selection: Selection,
+        shared: SharedComparisons | None = None,
     ) -> Iterable[tuple[list[str], TenantShapes]]:
         """The catalog pass over ``selection``, chunk by chunk (see
         :func:`~tenant_sync.fastpath.by_shape.pass_chunks`)."""
-        return pass_chunks(self.engine, selection, self.model, self.options, pool, self.workers())
+        workers = self.workers()
+        return pass_chunks(self.engine, selection, self.model, self.options, pool, workers, shared)
 
     def by_chunk(
         self,
@@ -111,11 +116,13 @@ class RunJobs:
         dry_run: bool,
         runner: JobRunner,
         run_id: str,
+        shared: SharedComparisons | None = None,
     ) -> Iterator[list[TenantJob]]:
         """The jobs of each chunk of the catalog pass, as it comes (see
         :func:`~tenant_sync.fastpath.by_shape.stream_by_shape`); the tenants a chunk
-        settles without a job go straight to ``runner``."""
-        for names, shapes in self.chunks(pool, selection):
+        settles without a job go straight to ``runner``.  ``shared``: a fleet's
+        comparisons (see :mod:`~tenant_sync.fastpath.shared`)."""
+        for names, shapes in self.chunks(pool, selection, shared):
             selection = self.vet(selection, shapes.shapes, among=names)
             chunk = chunk_jobs(
                 self.engine,

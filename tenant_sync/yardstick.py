@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from .classes import ChangeClass
 from .describe import table_of
+from .engine import server_key
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
 from .indexes import CreateIndexFromDefinitionOp
 from .model import Model
@@ -150,8 +151,7 @@ def model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State
     None, with a warning, when it cannot be built (no CREATE privilege, say): tenants are
     then compared by Alembic alone.
     """
-    server = conn.engine.url.set(database="").render_as_string()
-    key = (server, model.fingerprint, tuple(ignored))
+    key = (server_key(conn.engine.url), model.fingerprint, tuple(ignored))
     # Built under the lock, once: other threads wait for it rather than build it again.
     # A failure is not kept: it may be passing (a lock on a shared table a foreign key
     # references, held by a signup), and the next comparison tries again.

@@ -10,6 +10,7 @@ schemas look like no tenant (see :mod:`tenant_sync.selection`): those are not co
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ..changes import Changes, strict_failure
-from ..engine import connect
+from ..engine import connect, server_key
 from ..failures import failure_message
 from ..model import Model
 from ..online import online_rows
@@ -31,6 +32,7 @@ from ..session import set_up_session
 from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
 from .shapes import ChangeSet, group_by_shape, plan_shape
+from .shared import SharedComparisons
 
 __all__ = ["SHAPE_CHUNK", "TenantShapes", "pass_chunks", "stream_by_shape"]
 
@@ -124,6 +126,7 @@ def pass_chunks(
     options: SyncOptions,
     pool: ThreadPoolExecutor,
     workers: int,
+    shared: SharedComparisons | None = None,
 ) -> Iterable[tuple[list[str], TenantShapes]]:
     """The catalog pass over ``selection``, chunk by chunk (:func:`stream_by_shape`); with
     ``verify``, one chunk of every tenant, with no shapes: each is compared alone."""
@@ -131,7 +134,14 @@ def pass_chunks(
         return [(selection.names, TenantShapes())]
     vet = frozenset(selection.unvetted)
     return stream_by_shape(
-        engine, selection.names, model, options, pool=pool, workers=workers, vet=vet
+        engine,
+        selection.names,
+        model,
+        options,
+        pool=pool,
+        workers=workers,
+        vet=vet,
+        shared=shared,
     )
 
 
@@ -144,24 +154,26 @@ def stream_by_shape(
     pool: ThreadPoolExecutor,
     workers: int,
     vet: frozenset[str] = frozenset(),
+    shared: SharedComparisons | None = None,
 ) -> Iterator[tuple[list[str], TenantShapes]]:
     """Read every tenant's shape and compare each distinct shape with the model once,
     yielding ``(names, their shapes)`` chunk by chunk, in order, as soon as one is known.
 
     The pass reads a small first chunk beside the others, ``workers`` chunks at once, so
     that the tenants of the first chunk are synced while the pass reads the rest: the
-    pass and the round trips use the server at once.  ``pool`` runs the comparisons.  The first tenant is compared
-    with the model while the pass runs: most often all tenants share its shape, and the
+    pass and the round trips use the server at once.  ``pool`` runs the comparisons.
+    The first tenant is compared with the model while the pass runs: most often all tenants share its shape, and the
     comparison (which builds the model's state once, and runs Alembic if the shape
     differs from it) is then out of the way when the first chunk arrives.  Of ``vet``
     (the names the not-a-tenant rule applies to), those that look like no tenant are
     not compared.  A chunk whose query fails yields no shapes: its tenants are then
-    compared one by one, and each reports its own error.
+    compared one by one, and each reports its own error.  With ``shared``, a fleet's
+    databases on one server share their comparisons (see :mod:`.shared`).
     """
     if not names:
         return
-    first = pool.submit(plan_shape, engine, names[0], model, options, vet=names[0] in vet)
-    comparisons = _Comparisons(engine, model, options, pool, first)
+    comparisons = _Comparisons(engine, model, options, pool, shared)
+    comparisons.begin(names[0], vet=names[0] in vet)
     chunks = _chunks(names)
     readers = min(len(chunks), max(2, workers))
     with ThreadPoolExecutor(readers, thread_name_prefix="tenant_sync") as reading:
@@ -212,15 +224,24 @@ class _Comparisons:
         model: Model,
         options: SyncOptions,
         pool: ThreadPoolExecutor,
-        first: Future[ChangeSet],
+        shared: SharedComparisons | None = None,
     ) -> None:
         self.engine, self.model, self.options, self.pool = engine, model, options, pool
-        self.first = first
+        self.shared, self.server = shared, server_key(engine.url)
+        self.first: Future[ChangeSet] | None = None
+        self.own: set[Future[ChangeSet]] = set()  # the comparisons begun here, not shared
         self.by_fingerprint: dict[str, Future[ChangeSet]] = {}
         self.failed: set[str] = set()
         self.tenants = 0
-        self.compared = 0
         self.seen: set[str] = set()
+
+    def begin(self, first: str, vet: bool) -> None:
+        """Compare the first tenant with the model before its shape is read by the pass
+        (with ``vet``, unless it looks like no tenant): the server's one early
+        comparison, when shared."""
+
+        submit = functools.partial(self._submit, first, None, vet)
+        self.first = submit() if self.shared is None else self.shared.early(self.server, submit)
 
     def change_sets(self, names: list[str], shapes: dict[str, Shape]) -> dict[str, ChangeSet]:
         """Each of ``names`` mapped to its shape's change set; a shape whose comparison
@@ -230,33 +251,50 @@ class _Comparisons:
             self._adopt_first()
         for fingerprint, tenants in groups.items():
             if fingerprint not in self.by_fingerprint:
-                self.compared += 1
-                self.by_fingerprint[fingerprint] = self.pool.submit(
-                    plan_shape,
-                    self.engine,
-                    tenants[0],
-                    self.model,
-                    self.options,
-                    shapes[tenants[0]],
-                )
+                self.by_fingerprint[fingerprint] = self._compare(tenants[0], shapes[tenants[0]])
         changes: dict[str, ChangeSet] = {}
         for fingerprint, tenants in groups.items():
             self.tenants += len(tenants)
             self.seen.add(fingerprint)
-            change_set = self._result(fingerprint, tenants)
+            change_set = self._result(fingerprint, tenants, shapes[tenants[0]])
             if change_set is not None:
                 changes.update(dict.fromkeys(tenants, change_set))
         return changes
 
+    def _compare(self, representative: str, shape: Shape) -> Future[ChangeSet]:
+        """The comparison of ``representative``'s shape: begun here, or shared."""
+        submit = functools.partial(self._submit, representative, shape, False)
+        if self.shared is None:
+            return submit()
+        return self.shared.of_shape(self.server, shape.fingerprint, submit)
+
+    def _submit(self, representative: str, shape: Shape | None, vet: bool) -> Future[ChangeSet]:
+        future = self.pool.submit(
+            plan_shape, self.engine, representative, self.model, self.options, shape, vet=vet
+        )
+        self.own.add(future)
+        return future
+
     def _adopt_first(self) -> None:
+        if self.first is None:
+            return
         ready = _early_change_set(self.first)
         if ready is not None:
-            self.compared += 1
             self.by_fingerprint[ready.shape.fingerprint] = self.first
+            if self.shared is not None:
+                self.shared.adopt(self.server, ready, self.first)
 
-    def _result(self, fingerprint: str, tenants: list[str]) -> ChangeSet | None:
+    def _result(self, fingerprint: str, tenants: list[str], shape: Shape) -> ChangeSet | None:
         try:
-            return self.by_fingerprint[fingerprint].result()
+            try:
+                return self.by_fingerprint[fingerprint].result()
+            except Exception:
+                if self.by_fingerprint[fingerprint] in self.own:
+                    raise
+                # Another database's comparison failed (that database going down, say):
+                # compared again here, so that an error kept is this database's own.
+                self.by_fingerprint[fingerprint] = self._compare(tenants[0], shape)
+                return self.by_fingerprint[fingerprint].result()
         except Exception as exc:
             if fingerprint not in self.failed:
                 self.failed.add(fingerprint)
@@ -275,7 +313,7 @@ class _Comparisons:
                 "%d tenants in %d distinct shapes (%d compared with the model)",
                 self.tenants,
                 len(self.seen),
-                self.compared,
+                sum(1 for future in self.own if future.done() and not future.exception()),
             )
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, Engine
 
 from ..coordinator import TenantSync
 from ..errors import ConfigurationError, DatabaseConnectionError, TenantSyncError
+from ..fastpath.shared import SharedComparisons
 from ..report import SyncReport, TenantResult
 from ..run_header import RunInfo
 from ..run_info import new_run_id
@@ -158,6 +159,9 @@ class Fleet:
         started = time.monotonic()
         chosen = self._registered()
         header = self._run_info(dry_run)
+        shared = SharedComparisons()  # for this run only: shapes are compared as they are now
+        for ts in self._syncs.values():
+            ts.shared_comparisons = shared
         runs = [
             DatabaseSync(
                 name, ts, None if chosen is None else chosen[name], self._cancel, header.run_id
