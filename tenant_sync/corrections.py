@@ -14,7 +14,11 @@ tenant other than ``metadata.create_all`` would build it, or fail:
   more, so the index fails as a duplicate and the constraints are made twice;
 * a new table with a foreign key to a column that the same plan adds to an existing
   table: autogenerate orders new tables first, so the foreign key names a column that
-  is not there yet.
+  is not there yet;
+* a new table's constraints come in no fixed order (Alembic lists them from a set), so
+  one plan's SQL differed from one process to the next, and so did the fingerprint its
+  tenants' memos record (see :mod:`tenant_sync.fastpath.memo`): they come in the order
+  the model declares them.
 """
 
 from __future__ import annotations
@@ -42,7 +46,17 @@ def correct_plan(
         if not _folded_into_primary_key(op, model) and not _made_with_its_column(op, added)
     ]
     kept += _deferred_foreign_keys(kept, model)
+    for op in kept:
+        if isinstance(op, ops.CreateTableOp):
+            op.columns = _in_declared_order(op.columns)
     return _new_tables_after_their_targets(kept)
+
+
+def _in_declared_order(items: Sequence[Any]) -> list[Any]:
+    """A new table's columns as they are, then its constraints in the model's order."""
+    columns = [item for item in items if isinstance(item, sa.Column)]
+    constraints = [item for item in items if not isinstance(item, sa.Column)]
+    return columns + sorted(constraints, key=lambda item: getattr(item, "_creation_order", 0))
 
 
 def _folded_into_primary_key(op: ops.MigrateOperation, model: Model) -> bool:

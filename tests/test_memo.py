@@ -109,3 +109,18 @@ def test_tenants_without_a_memo_or_with_a_stale_one_have_the_stamp_the_recheck_c
     shapes = shapes_of(engine, names)
     assert len({shape.fingerprint for shape in shapes.values()}) > 3
     assert [name for name in names if not _recheck_passes(engine, name, shapes[name])] == []
+
+
+def test_tenants_built_by_different_copies_of_the_model_share_one_memo_fingerprint(
+    database_url: URL, engine: Engine
+) -> None:
+    # Each tenant is built by a run of its own with a model of its own, as tenants made
+    # by different processes are: the SQL, hence the memo's fingerprint, is the same.
+    names = ["a", "b", "c", "d"]
+    make_schemas(engine, names)
+    for name in names:
+        with TenantSync(database_url, model_v1(), tenants=[name]) as ts:
+            assert ts.sync_all().counts["migrated"] == 1
+    recorded = memos(engine, names)
+    assert len({fingerprint for _, fingerprint in recorded.values()}) == 1, recorded
+    assert len({shape.fingerprint for shape in shapes_of(engine, names).values()}) == 1
