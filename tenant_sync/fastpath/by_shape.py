@@ -162,9 +162,10 @@ def stream_by_shape(
     The pass reads a small first chunk beside the others, ``workers`` chunks at once, so
     that the tenants of the first chunk are synced while the pass reads the rest: the
     pass and the round trips use the server at once.  ``pool`` runs the comparisons.
-    The first tenant is compared with the model while the pass runs: most often all tenants share its shape, and the
-    comparison (which builds the model's state once, and runs Alembic if the shape
-    differs from it) is then out of the way when the first chunk arrives.  Of ``vet``
+    The first tenant is compared with the model while the pass runs: most often all
+    tenants share its shape, and the comparison (which builds the model's state once,
+    and runs Alembic if the shape differs from it) is then out of the way when the first
+    chunk arrives.  Of ``vet``
     (the names the not-a-tenant rule applies to), those that look like no tenant are
     not compared.  A chunk whose query fails yields no shapes: its tenants are then
     compared one by one, and each reports its own error.  With ``shared``, a fleet's
@@ -239,7 +240,6 @@ class _Comparisons:
         """Compare the first tenant with the model before its shape is read by the pass
         (with ``vet``, unless it looks like no tenant): the server's one early
         comparison, when shared."""
-
         submit = functools.partial(self._submit, first, None, vet)
         self.first = submit() if self.shared is None else self.shared.early(self.server, submit)
 
