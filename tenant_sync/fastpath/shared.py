@@ -1,12 +1,14 @@
 """Comparisons shared by the databases of a fleet run that are on one server.
 
 Within a database, each distinct shape is compared with the model once (see
-:mod:`~tenant_sync.fastpath.by_shape`).  A fleet's databases on one server hold tenants
-of the same shapes, and a shape's fingerprint says everything a comparison looks at
-(the server's own types are named by oids, which only match within one server), so
-one comparison serves them all: a fleet of three databases compares a changed shape
-once, not three times, and its databases' early comparisons of their first tenant
-are one, too.
+:mod:`~tenant_sync.fastpath.by_shape`).  A fleet's databases on one server mostly hold
+tenants of the same shapes, and a shape's fingerprint says everything a comparison
+looks at, in words that are the same in every database (the pass names the types and
+tables outside a tenant rather than give their oids).  So one comparison serves them
+all: a fleet of three databases compares a changed shape once, not three times, and
+its databases' early comparisons of a first tenant are one, too.  Only databases of
+one server share: the model's state is built once per server (see
+:mod:`~tenant_sync.yardstick`), and two servers may differ in version.
 
 A shared comparison is run by the database that asked first, on its workers; the
 others wait for it.  One that failed is not shared: a database that meets it compares
