@@ -48,14 +48,14 @@ def one_server(admin_engine: Engine, request: pytest.FixtureRequest) -> Iterator
             drop_database(admin_engine, url)
 
 
-def _compared(caplog: pytest.LogCaptureFixture) -> int:
+def _compared(caplog: pytest.LogCaptureFixture, databases: int = len(DATABASES)) -> int:
     """How many comparisons with the model the databases logged, in all."""
     counts = [
         int(found.group(1))
         for record in caplog.records
         if (found := re.search(r"\((\d+) compared with the model\)", record.getMessage()))
     ]
-    assert len(counts) == len(DATABASES), counts  # one line per database
+    assert len(counts) == databases, counts  # one line per database
     return sum(counts)
 
 
@@ -84,8 +84,13 @@ def test_databases_on_one_server_compare_a_shape_once_for_the_fleet(
     caplog.clear()
     with Fleet(one_server, model_v2(), tenants="tenant_%", workers=2) as fleet:
         again = fleet.sync_all()
-    assert again.counts["unchanged"] == len(DATABASES) * len(TENANTS)
-    assert _compared(caplog) == 1
+        assert again.counts["unchanged"] == len(DATABASES) * len(TENANTS)
+        assert _compared(caplog) == 1
+        # The sharing lasts one run: a database synced alone afterwards compares itself.
+        caplog.clear()
+        alone = fleet.databases["north"].sync_all()
+    assert alone.counts["unchanged"] == len(TENANTS)
+    assert _compared(caplog, databases=1) == 1
 
 
 def test_a_comparison_that_failed_in_one_database_is_made_again_by_the_next(

@@ -160,11 +160,14 @@ class Fleet:
         chosen = self._registered()
         header = self._run_info(dry_run)
         shared = SharedComparisons()  # for this run only: shapes are compared as they are now
-        for ts in self._syncs.values():
-            ts.shared_comparisons = shared
         runs = [
             DatabaseSync(
-                name, ts, None if chosen is None else chosen[name], self._cancel, header.run_id
+                name,
+                ts,
+                None if chosen is None else chosen[name],
+                self._cancel,
+                header.run_id,
+                shared,
             )
             for name, ts in self._syncs.items()
         ]

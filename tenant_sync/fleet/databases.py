@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from ..coordinator import TenantSync
 from ..engine import connect, masked_url
 from ..errors import TenantSyncError
+from ..fastpath.shared import SharedComparisons
 from ..report import STATUSES, TenantResult
 from ..run_header import DatabaseRun
 from ..runner import NOT_STARTED, not_started
@@ -35,6 +36,7 @@ class DatabaseSync:
 
     ``schemas``: the registry's tenants of this database, or None to discover them.
     ``cancel``: the fleet's own cancellation, which this run also obeys.
+    ``shared``: the comparisons the fleet's databases share during this run only.
     """
 
     def __init__(
@@ -44,8 +46,10 @@ class DatabaseSync:
         schemas: list[str] | None,
         cancel: threading.Event,
         run_id: str,
+        shared: SharedComparisons | None = None,
     ) -> None:
         self.name, self.ts, self.schemas = name, ts, schemas
+        self._shared = shared
         self._fleet_cancel = cancel
         self._run_id = run_id
         self._results: list[TenantResult] = []
@@ -62,6 +66,8 @@ class DatabaseSync:
         try:
             if self.schemas is not None:
                 self.ts.tenants = list(self.schemas)
+            # Shared for this run only: a later run of ts alone compares for itself.
+            self.ts.shared_comparisons = self._shared
             report = self.ts.sync_all(dry_run, run_id=self._run_id)
             self._results = report.results
         except (TenantSyncError, sa.exc.SQLAlchemyError) as exc:
@@ -70,6 +76,7 @@ class DatabaseSync:
             partial = self.ts.last_report
             self._results = partial.results if partial is not None else self._unreached()
         finally:
+            self.ts.shared_comparisons = None
             self._duration_s = time.monotonic() - started
         if self._error is not None:
             self._results = [self._explained(result) for result in self._results]
