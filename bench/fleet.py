@@ -13,8 +13,9 @@ CHECKPOINT) and runs in a process of its own; variants are interleaved round by 
 * ``one``: ``TenantSync(url, model_v2(), workers=W).sync_all()`` on the one database;
 * ``fleet``: ``Fleet({part0: ..., ...}, model_v2(), workers=W).sync_all()``, every
   database at once (W connections each);
-* ``fleet_capped``: the same with ``max_workers=W``: as many tenants at once as ``one``,
-  so databases run one after the other.
+* ``fleet_capped``: the same with ``max_workers=W``: every database at once (their
+  catalog passes and comparisons too), but at most W tenants in flight over the fleet,
+  as many as ``one`` has.
 
 Scenarios: ``change`` (v1 -> v2) and ``noop`` (all at v2).  The fleet must not be slower
 per tenant than the one database.

@@ -30,7 +30,6 @@ from .discovery import (
     select_tenants,
 )
 from .engine import connect, make_engine, masked_url, usable_workers
-from .fastpath.shared import SharedComparisons
 from .fastpath.signup import SignupCache
 from .history import HistoryEntry, read_history
 from .jobs import RunJobs
@@ -40,7 +39,7 @@ from .options import DEFAULT_VERSION_TABLE, SyncOptions
 from .output.progress import ProgressLog
 from .report import Drift, RunInfo, SyncReport, TenantResult
 from .run_info import describe_model, gather_run_info
-from .runner import JobRunner, log_result, not_started, warn_differences
+from .runner import FleetShare, JobRunner, log_result, not_started, warn_differences
 from .selection import Selection
 from .shards import Shard, check_shard, in_shard
 from .steps import OnSignup, Step, StepFunctionT, Steps
@@ -182,8 +181,8 @@ class TenantSync:
         #: Whether a run ends with one warning per remaining difference (a fleet, which
         #: warns once for all its databases, turns it off).
         self.warns_at_end = True
-        #: Comparisons shared with the other databases of a fleet's run (the fleet sets it).
-        self.shared_comparisons: SharedComparisons | None = None
+        #: What a fleet's run shares among its databases (the fleet sets it for the run).
+        self.fleet_share: FleetShare | None = None
 
     def __repr__(self) -> str:
         return f"<TenantSync {masked_url(self.engine.url)} workers={self.options.workers}>"
@@ -277,15 +276,23 @@ class TenantSync:
                 report.note = no_match_note(self.tenants, selection)
                 log.warning("no tenants to sync: %s", report.note)
             progress = ProgressLog(len(names), started)
+            share = self.fleet_share or FleetShare()
             with ThreadPoolExecutor(
                 self._usable_workers(), thread_name_prefix="tenant_sync"
             ) as pool:
                 runner = JobRunner(
-                    self.engine, pool, self._cancel, results, progress, self.on_result, self.name
+                    self.engine,
+                    pool,
+                    self._cancel,
+                    results,
+                    progress,
+                    self.on_result,
+                    self.name,
+                    share.slots,
                 )
                 for number, wave in rollout:
                     jobs = self._jobs.by_chunk(
-                        pool, selection.only(wave), dry_run, runner, run_id, self.shared_comparisons
+                        pool, selection.only(wave), dry_run, runner, run_id, share.comparisons
                     )
                     runner.run(jobs)
                     if rollout.staged:

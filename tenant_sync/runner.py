@@ -14,15 +14,23 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
 
+from .fastpath.shared import SharedComparisons
 from .output.progress import ProgressLog
 from .report import TenantResult
 from .tenant import TenantJob, sync_one
 
-__all__ = ["NOT_STARTED", "JobRunner", "log_result", "not_started", "warn_differences"]
+__all__ = [
+    "NOT_STARTED",
+    "FleetShare",
+    "JobRunner",
+    "log_result",
+    "not_started",
+    "warn_differences",
+]
 
 #: Why a tenant the run stopped before (Ctrl-C, cancel()) is skipped.
 NOT_STARTED = "run interrupted before this tenant started"
@@ -31,8 +39,20 @@ NOT_STARTED = "run interrupted before this tenant started"
 log = logging.getLogger("tenant_sync.coordinator")
 
 
+@dataclass(frozen=True)
+class FleetShare:
+    """What one database's run shares with the other databases of a fleet's run."""
+
+    #: Each shape compared with the model once per server (see :mod:`.fastpath.shared`).
+    comparisons: SharedComparisons | None = None
+    #: One slot per tenant in flight over the whole fleet (its ``max_workers``); a job
+    #: holds one from before its first connection until its result is in.
+    slots: threading.Semaphore | None = None
+
+
 class JobRunner:
-    """Runs jobs on ``pool`` and gathers their results into ``results``."""
+    """Runs jobs on ``pool`` and gathers their results into ``results``; with ``slots``,
+    each job runs holding one of them (a fleet's cap on the tenants in flight)."""
 
     def __init__(
         self,
@@ -43,8 +63,9 @@ class JobRunner:
         progress: ProgressLog,
         on_result: Callable[[TenantResult], object] | None,
         database: str | None = None,
+        slots: threading.Semaphore | None = None,
     ) -> None:
-        self.engine, self.pool, self.cancel = engine, pool, cancel
+        self.engine, self.pool, self.cancel, self.slots = engine, pool, cancel, slots
         self.database = database  # what each result names as its database
         self.results, self.progress, self.on_result = results, progress, on_result
         # Each future reports itself on the queue when done, so gathering costs O(1) per
@@ -57,7 +78,7 @@ class JobRunner:
         try:
             for jobs in batches:
                 for job in jobs:
-                    future = self.pool.submit(sync_one, self.engine, job)
+                    future = self.pool.submit(_sync_in_slot, self.engine, job, self.slots)
                     self._pending.add(future)
                     future.add_done_callback(self._finished.put)
                 self._gather(wait=False)
@@ -118,6 +139,15 @@ class JobRunner:
         if self.database is None or result.database == self.database:
             return result
         return replace(result, database=self.database)
+
+
+def _sync_in_slot(
+    engine: Engine, job: TenantJob, slots: threading.Semaphore | None
+) -> TenantResult:
+    if slots is None:
+        return sync_one(engine, job)
+    with slots:
+        return sync_one(engine, job)
 
 
 def warn_differences(results: list[TenantResult], named: int = 3) -> None:

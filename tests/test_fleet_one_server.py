@@ -1,16 +1,20 @@
-"""A fleet whose databases are on one server compares each shape once for all of them.
+"""A fleet whose databases are on one server: one comparison per shape, one cap on tenants.
 
 Each database holds tenants at v1 (one shape); the fleet syncs them to v2.  What is
 checked: every tenant equals a schema built by ``create_all`` in its own database, the
 shape is compared with the model once for the whole fleet (the count each database
-logs), and a comparison that failed in one database is made again by the next.
+logs), a comparison that failed in one database is made again by the next, and
+``max_workers`` caps the tenants in flight over all the databases, which run at once.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -18,9 +22,9 @@ import sqlalchemy as sa
 from conftest import create_database, drop_database
 from helpers import build_with_create_all, differences, make_schemas
 from models import model_v1, model_v2
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
-from tenant_sync import Fleet, TenantSync
+from tenant_sync import Fleet, TenantResult, TenantSync
 
 TENANTS = ["tenant_1", "tenant_2", "tenant_3"]
 DATABASES = ("north", "south", "west")
@@ -97,20 +101,34 @@ def test_a_comparison_that_failed_in_one_database_is_made_again_by_the_next(
     one_server: dict[str, URL], caplog: pytest.LogCaptureFixture
 ) -> None:
     # The first database's first tenant is locked: comparing it times out there.  The
-    # databases run one after another (max_workers=workers), the locked one first.
+    # other databases list their tenants only once the first one's run is over.
     caplog.set_level(logging.INFO, logger="tenant_sync")
     first = one_server["north"]
+    north_done = threading.Event()
+    seen_in_north: list[str] = []
+
+    def north_first(conn: Connection) -> list[str]:
+        if conn.engine.url.database != first.database:
+            assert north_done.wait(60), "north's run did not end"
+        return TENANTS
+
+    def count_north(result: TenantResult) -> None:
+        if result.database == "north":
+            seen_in_north.append(result.schema)
+            if len(seen_in_north) == len(TENANTS):
+                north_done.set()
+
     locker = psycopg.connect(first.set(drivername="postgresql").render_as_string(False))
     try:
         locker.execute("LOCK TABLE tenant_1.accounts IN ACCESS EXCLUSIVE MODE")
         with Fleet(
             one_server,
             model_v2(),
-            tenants="tenant_%",
+            tenants=north_first,
             workers=2,
-            max_workers=2,
             lock_timeout=0.3,
             retries=0,
+            on_result=count_north,
         ) as fleet:
             report = fleet.sync_all()
     finally:
@@ -121,8 +139,64 @@ def test_a_comparison_that_failed_in_one_database_is_made_again_by_the_next(
     _assert_equal_to_model(first, TENANTS[1:])
     for name in DATABASES[1:]:
         _assert_equal_to_model(one_server[name], TENANTS)
-    # North's comparison failed and its tenants were compared one by one; south compared
-    # the shape itself (it did not take north's failure), and west took south's.
+    # North's comparison failed and its tenants were compared one by one; the shape was
+    # then compared once more, by south or west (not taking north's failure), for both.
     fell_back = [r for r in caplog.records if "syncing them one by one" in r.getMessage()]
     assert len(fell_back) == 1, [r.getMessage() for r in fell_back]
     assert _compared(caplog) == 1
+
+
+def test_max_workers_caps_the_tenants_in_flight_over_the_whole_fleet(
+    one_server: dict[str, URL], admin_engine: Engine
+) -> None:
+    # Every tenant's version row is locked, so each tenant's round trip waits for it
+    # while holding its slot; the comparisons only read, and are not held up.
+    lockers = [
+        psycopg.connect(url.set(drivername="postgresql").render_as_string(False))
+        for url in one_server.values()
+    ]
+    databases = [url.database for url in one_server.values()]
+    with (
+        ThreadPoolExecutor(1) as run,
+        Fleet(
+            one_server, model_v2(), tenants="tenant_%", workers=2, max_workers=2, lock_timeout=60
+        ) as fleet,
+    ):
+        try:
+            for locker in lockers:
+                for schema in TENANTS:
+                    locker.execute(f"SELECT * FROM {schema}.tenant_sync_version FOR UPDATE")
+            syncing = run.submit(fleet.sync_all)
+            assert _waiting_reaches(admin_engine, databases, 2, within_s=30)
+            # Without the cap, each database's two workers would be waiting by now, six
+            # in all.  That no third tenant starts can only be watched for a while.
+            assert not _waiting_reaches(admin_engine, databases, 3, within_s=2)
+        finally:
+            for locker in lockers:
+                locker.close()
+        report = syncing.result(timeout=120)
+    assert report.ok, report.failed()
+    assert report.counts["migrated"] == len(DATABASES) * len(TENANTS)
+    for url in one_server.values():
+        _assert_equal_to_model(url, TENANTS)
+
+
+def _waiting_reaches(
+    engine: Engine, databases: list[str | None], count: int, within_s: float
+) -> bool:
+    """Whether ``count`` sessions of ``databases`` wait for a lock at once, within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = ANY(:databases)"
+                ),
+                {"databases": databases},
+            ).scalar_one()
+            conn.rollback()
+            if waiting >= count:
+                return True
+            time.sleep(0.02)
+    return False

@@ -34,7 +34,7 @@ from ..fastpath.shared import SharedComparisons
 from ..report import SyncReport, TenantResult
 from ..run_header import RunInfo
 from ..run_info import new_run_id
-from ..runner import warn_differences
+from ..runner import FleetShare, warn_differences
 from ..shards import Shard, check_shard
 from .databases import DatabaseSync
 
@@ -57,8 +57,10 @@ class Fleet:
     :param registry: instead of discovery, a callable returning ``(database, schema)``
         pairs: each database syncs the schemas named for it (``tenants`` is then ignored).
     :param workers: tenants synced at once in each database (its pool's size).
-    :param max_workers: tenants synced at once in the whole fleet: databases run at once
-        as far as ``max_workers // workers`` allows (at least one); by default all of them.
+    :param max_workers: tenants synced at once in the whole fleet; by default
+        ``workers`` times the number of databases.  Every database runs at once (its
+        catalog pass and comparisons too); below that default, a tenant waits for one of
+        the fleet's ``max_workers`` slots before it connects.
     :param shard: ``(I, N)``: only share I of N of the fleet's tenants (see
         :mod:`tenant_sync.shards`).
     :param on_result: called in the calling thread with each TenantResult (its
@@ -149,7 +151,8 @@ class Fleet:
     def sync_all(self, dry_run: bool = False) -> SyncReport:
         """Sync every database's tenants and return one report of them all.
 
-        Databases run at once (as ``max_workers`` allows); in each, tenants run as
+        Databases run at once, with at most ``max_workers`` tenants in flight over all of
+        them; in each, tenants run as
         :meth:`TenantSync.sync_all <tenant_sync.TenantSync.sync_all>` runs them.  The
         report lists every tenant with its ``database``, and in ``databases`` each
         database with its counts and, if it could not be reached, its error.
@@ -159,7 +162,7 @@ class Fleet:
         started = time.monotonic()
         chosen = self._registered()
         header = self._run_info(dry_run)
-        shared = SharedComparisons()  # for this run only: shapes are compared as they are now
+        share = self._share()  # for this run only: shapes are compared as they are now
         runs = [
             DatabaseSync(
                 name,
@@ -167,16 +170,15 @@ class Fleet:
                 None if chosen is None else chosen[name],
                 self._cancel,
                 header.run_id,
-                shared,
+                share,
             )
             for name, ts in self._syncs.items()
         ]
         # Each result as it comes, and each database's future once its run is over.
         finished: queue.SimpleQueue[TenantResult | Future[None]] = queue.SimpleQueue()
-        at_once = max(1, self.max_workers // self.workers)
         report = SyncReport(dry_run=dry_run)
         try:
-            with ThreadPoolExecutor(min(at_once, len(runs)), thread_name_prefix="fleet") as pool:
+            with ThreadPoolExecutor(len(runs), thread_name_prefix="fleet") as pool:
                 futures = [pool.submit(run.run, dry_run, finished.put) for run in runs]
                 for future in futures:
                     future.add_done_callback(finished.put)
@@ -229,6 +231,13 @@ class Fleet:
             raise ConfigurationError(
                 f"no database {database!r} in this fleet (it has: {known})"
             ) from None
+
+    def _share(self) -> FleetShare:
+        """What the databases share in one run: comparisons, and ``max_workers`` slots
+        when the databases' workers together would exceed it."""
+        capped = self.max_workers < self.workers * len(self._syncs)
+        slots = threading.BoundedSemaphore(self.max_workers) if capped else None
+        return FleetShare(SharedComparisons(), slots)
 
     def _registered(self) -> dict[str, list[str]] | None:
         """The registry's tenants by database, in its order; None without a registry."""

@@ -20,10 +20,9 @@ import sqlalchemy as sa
 from ..coordinator import TenantSync
 from ..engine import connect, masked_url
 from ..errors import TenantSyncError
-from ..fastpath.shared import SharedComparisons
 from ..report import STATUSES, TenantResult
 from ..run_header import DatabaseRun
-from ..runner import NOT_STARTED, not_started
+from ..runner import NOT_STARTED, FleetShare, not_started
 from ..tenant import CANCELLED
 
 __all__ = ["DatabaseSync"]
@@ -36,7 +35,8 @@ class DatabaseSync:
 
     ``schemas``: the registry's tenants of this database, or None to discover them.
     ``cancel``: the fleet's own cancellation, which this run also obeys.
-    ``shared``: the comparisons the fleet's databases share during this run only.
+    ``share``: what the fleet's databases share during this run only (the comparisons,
+    and the slots of ``max_workers``).
     """
 
     def __init__(
@@ -46,10 +46,10 @@ class DatabaseSync:
         schemas: list[str] | None,
         cancel: threading.Event,
         run_id: str,
-        shared: SharedComparisons | None = None,
+        share: FleetShare | None = None,
     ) -> None:
         self.name, self.ts, self.schemas = name, ts, schemas
-        self._shared = shared
+        self._share = share
         self._fleet_cancel = cancel
         self._run_id = run_id
         self._results: list[TenantResult] = []
@@ -67,7 +67,7 @@ class DatabaseSync:
             if self.schemas is not None:
                 self.ts.tenants = list(self.schemas)
             # Shared for this run only: a later run of ts alone compares for itself.
-            self.ts.shared_comparisons = self._shared
+            self.ts.fleet_share = self._share
             report = self.ts.sync_all(dry_run, run_id=self._run_id)
             self._results = report.results
         except (TenantSyncError, sa.exc.SQLAlchemyError) as exc:
@@ -76,7 +76,7 @@ class DatabaseSync:
             partial = self.ts.last_report
             self._results = partial.results if partial is not None else self._unreached()
         finally:
-            self.ts.shared_comparisons = None
+            self.ts.fleet_share = None
             self._duration_s = time.monotonic() - started
         if self._error is not None:
             self._results = [self._explained(result) for result in self._results]
