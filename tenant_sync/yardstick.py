@@ -22,11 +22,12 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from alembic.operations import ops
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from .classes import ChangeClass
 from .describe import table_of
@@ -35,14 +36,18 @@ from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
 from .indexes import CreateIndexFromDefinitionOp
 from .model import Model
 from .not_valid import ValidateConstraintOp
+from .options import SyncOptions
 from .renames import RenameConflictOp
+from .session import set_up_session
 from .sql import quote, read_query
 
 __all__ = [
     "Difference",
     "State",
+    "build_model_state",
     "compare_states",
     "model_state",
+    "model_state_built",
     "read_state",
     "tables_of",
     "untouched",
@@ -151,7 +156,7 @@ def model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State
     None, with a warning, when it cannot be built (no CREATE privilege, say): tenants are
     then compared by Alembic alone.
     """
-    key = (server_key(conn.engine.url), model.fingerprint, tuple(ignored))
+    key = _state_key(conn.engine, model, ignored)
     # Built under the lock, once: other threads wait for it rather than build it again.
     # A failure is not kept: it may be passing (a lock on a shared table a foreign key
     # references, held by a signup), and the next comparison tries again.
@@ -159,6 +164,34 @@ def model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State
         if _model_states.get(key) is None:
             _model_states[key] = _build_model_state(conn, model, ignored)
         return _model_states[key]
+
+
+def model_state_built(engine: Engine, model: Model, ignored: Sequence[str]) -> bool:
+    """Whether the model's state is built already (or could not be): asking for it now
+    would not wait for a build."""
+    return _state_key(engine, model, ignored) in _model_states
+
+
+def build_model_state(
+    engine: Engine, model: Model, ignored: Sequence[str], options: SyncOptions
+) -> None:
+    """Build the model's state now, on a connection of its own, if no one has: for a run
+    to begin with, beside its first comparison (see :func:`tenant_sync.plan.plan_tenant`).
+
+    Its waits are bounded as a tenant's are; an error is left for the comparison that
+    needs the state, which builds it again.
+    """
+    if model_state_built(engine, model, ignored):
+        return
+    with suppress(sa.exc.SQLAlchemyError), engine.connect() as conn, conn.begin():
+        set_up_session(conn, "pg_catalog", options.lock_timeout, options.statement_timeout)
+        model_state(conn, model, ignored)
+
+
+def _state_key(
+    engine: Engine, model: Model, ignored: Sequence[str]
+) -> tuple[str, str, tuple[str, ...]]:
+    return (server_key(engine.url), model.fingerprint, tuple(ignored))
 
 
 def _build_model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State | None:

@@ -258,6 +258,31 @@ def test_a_tenant_equal_to_the_model_is_not_compared_by_alembic(
     assert "active" in columns(engine, "t3", "projects")
 
 
+def test_a_run_that_builds_the_model_s_state_plans_what_per_tenant_autogenerate_plans(
+    database_url: URL, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model new to the process: its state is built during the run, beside the first
+    # tenant's comparison, which (the tenant records v1) runs autogenerate meanwhile.
+    names = build_drifted_tenants(database_url, engine, seed=5)
+    monkeypatch.setattr(yardstick, "_model_states", {})
+    with TenantSync(database_url, model_v2(), workers=4) as ts:
+        fast = ts.sync_all(dry_run=True)
+    with TenantSync(database_url, model_v2(), workers=4, verify=True) as ts:
+        slow = ts.sync_all(dry_run=True)
+    assert by_tenant(fast) == by_tenant(slow)
+    assert fast.get(names[0]).operations  # type: ignore[union-attr]
+
+    # Once every tenant records v2, a run that builds the state again compares none
+    # of them by autogenerate.
+    with TenantSync(database_url, model_v2(), workers=4, allow_destructive=True) as ts:
+        assert ts.sync_all().ok
+    monkeypatch.setattr(yardstick, "_model_states", {})
+    with TenantSync(database_url, model_v2(), workers=4) as ts, _statements() as sent:
+        again = ts.sync_all()
+    assert again.counts["unchanged"] == len(names)
+    assert not _reflected(sent)
+
+
 # Changes made after the catalog pass, beyond DRIFTS, that the recheck must catch.
 LATE_CHANGES = {
     **DRIFTS,

@@ -29,6 +29,7 @@ from ..plan import ignored_tables
 from ..report import Drift, TenantResult
 from ..selection import Selection, not_tenants_among
 from ..session import set_up_session
+from ..yardstick import build_model_state
 from .catalog import Shape, read_shapes
 from .round_trip import RoundTrip
 from .shapes import ChangeSet, group_by_shape, plan_shape
@@ -239,9 +240,15 @@ class _Comparisons:
     def begin(self, first: str, vet: bool) -> None:
         """Compare the first tenant with the model before its shape is read by the pass
         (with ``vet``, unless it looks like no tenant): the server's one early
-        comparison, when shared."""
-        submit = functools.partial(self._submit, first, None, vet)
+        comparison, when shared.  The model's state is built beside it, on a worker of
+        its own: a first tenant that differs is compared by autogenerate meanwhile."""
+        submit = functools.partial(self._begin_early, first, vet)
         self.first = submit() if self.shared is None else self.shared.early(self.server, submit)
+
+    def _begin_early(self, first: str, vet: bool) -> Future[ChangeSet]:
+        ignored = ignored_tables(self.options)
+        self.pool.submit(build_model_state, self.engine, self.model, ignored, self.options)
+        return self._submit(first, None, vet, overlap=True)
 
     def change_sets(self, names: list[str], shapes: dict[str, Shape]) -> dict[str, ChangeSet]:
         """Each of ``names`` mapped to its shape's change set; a shape whose comparison
@@ -268,9 +275,18 @@ class _Comparisons:
             return submit()
         return self.shared.of_shape(self.server, shape.fingerprint, submit)
 
-    def _submit(self, representative: str, shape: Shape | None, vet: bool) -> Future[ChangeSet]:
+    def _submit(
+        self, representative: str, shape: Shape | None, vet: bool, overlap: bool = False
+    ) -> Future[ChangeSet]:
         future = self.pool.submit(
-            plan_shape, self.engine, representative, self.model, self.options, shape, vet=vet
+            plan_shape,
+            self.engine,
+            representative,
+            self.model,
+            self.options,
+            shape,
+            vet=vet,
+            overlap=overlap,
         )
         self.own.add(future)
         return future

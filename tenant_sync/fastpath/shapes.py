@@ -97,13 +97,15 @@ def plan_shape(
     expected: Shape | None = None,
     *,
     vet: bool = False,
+    overlap: bool = False,
 ) -> ChangeSet:
     """Diff ``representative`` against the model, read-only, and render the SQL.
 
     The representative's shape is read in the same snapshot as the comparison, so the
     change set is known to be that shape's: ``expected`` (the shape the catalog pass saw),
     when given, must be it, or ShapeChanged is raised.  With ``vet``, NotATenant is raised,
-    before any comparison, when the representative looks like no tenant.  Raises whatever
+    before any comparison, when the representative looks like no tenant.  ``overlap``:
+    the model's state is being built beside it (see :func:`~tenant_sync.plan.plan_tenant`).  Raises whatever
     the comparison raises; the caller then syncs the shape's tenants one by one, so each
     reports its own error.
     """
@@ -121,7 +123,9 @@ def plan_shape(
                 raise NotATenant(f"{representative} looks like no tenant")
             set_up_session(conn, representative, options.lock_timeout, options.statement_timeout)
             check_schema_access(conn, representative, write=False)
-            plan = plan_tenant(conn, representative, model, options, count_conflicts=False)
+            plan = plan_tenant(
+                conn, representative, model, options, count_conflicts=False, overlap=overlap
+            )
             sql = render_plan(conn, plan) if plan.operations else []
         finally:
             transaction.rollback()
