@@ -31,8 +31,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from .classes import ChangeClass
 from .describe import table_of
-from .engine import server_key
+from .engine import connect, server_key
 from .enum_labels import AddEnumValueOp, EnumLabelsDifferOp, RenameEnumValueOp
+from .errors import TenantSyncError
 from .indexes import CreateIndexFromDefinitionOp
 from .model import Model
 from .not_valid import ValidateConstraintOp
@@ -183,7 +184,8 @@ def build_model_state(
     """
     if model_state_built(engine, model, ignored):
         return
-    with suppress(sa.exc.SQLAlchemyError), engine.connect() as conn, conn.begin():
+    # connect() keeps psycopg from preparing statements, as on any tenant_sync connection.
+    with suppress(sa.exc.SQLAlchemyError, TenantSyncError), connect(engine) as conn, conn.begin():
         set_up_session(conn, "pg_catalog", options.lock_timeout, options.statement_timeout)
         model_state(conn, model, ignored)
 

@@ -105,9 +105,9 @@ def plan_shape(
     change set is known to be that shape's: ``expected`` (the shape the catalog pass saw),
     when given, must be it, or ShapeChanged is raised.  With ``vet``, NotATenant is raised,
     before any comparison, when the representative looks like no tenant.  ``overlap``:
-    the model's state is being built beside it (see :func:`~tenant_sync.plan.plan_tenant`).  Raises whatever
-    the comparison raises; the caller then syncs the shape's tenants one by one, so each
-    reports its own error.
+    the model's state is being built beside it (see :func:`~tenant_sync.plan.plan_tenant`).
+    Raises whatever the comparison raises; the caller then syncs the shape's tenants one
+    by one, so each reports its own error.
     """
     with engine.connect() as conn, unprepared(conn):
         # One snapshot for the shape and every reflection query.
