@@ -168,9 +168,10 @@ def model_state(conn: Connection, model: Model, ignored: Sequence[str]) -> State
 
 
 def model_state_built(engine: Engine, model: Model, ignored: Sequence[str]) -> bool:
-    """Whether the model's state is built already (or could not be): asking for it now
-    would not wait for a build."""
-    return _state_key(engine, model, ignored) in _model_states
+    """Whether the model's state is built already: asking for it now would not build it.
+
+    A build that failed is not kept (see :func:`model_state`), so it counts as not built."""
+    return _model_states.get(_state_key(engine, model, ignored)) is not None
 
 
 def build_model_state(
