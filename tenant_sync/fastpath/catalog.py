@@ -63,7 +63,7 @@ class Shape:
 EMPTY_SCHEMA = Shape(fingerprint="", relations=(), enum_types=(), has_version_table=False)
 
 
-#: The catalog rows of one relation that a stamp covers, in both queries below.
+#: The catalog rows of one relation that a stamp covers, read by the pass per relation.
 _RELATION_ROWS = read_query("tenant_sync.fastpath", "relation_rows.sql")
 
 #: Every tenant's shape, fingerprint and stamp; the chunk's schemas bound as a parameter.
@@ -72,9 +72,7 @@ _SHAPE_PASS_SQL = read_query("tenant_sync.fastpath", "shape_pass.sql").replace(
 )
 
 #: One tenant's stamp, recomputed by the recheck under the tenant's lock.
-_STAMP_SQL = read_query("tenant_sync.fastpath", "stamp.sql").replace(
-    "{relation_rows}", _RELATION_ROWS
-)
+_STAMP_SQL = read_query("tenant_sync.fastpath", "stamp.sql")
 
 
 # The recheck runs _STAMP_SQL through a function in the session's own temporary schema,

@@ -1,6 +1,7 @@
 -- The catalog rows of one relation r (its oid r.oid, its schema r.nsp) that a stamp
--- covers, as a LATERAL subquery's body: written once, for stamp.sql and for the
--- stamps of shape_pass.sql, which must be equal (catalog.py puts it in both).
+-- covers, as a LATERAL subquery's body, for the stamps of shape_pass.sql (catalog.py
+-- puts it in).  stamp.sql reads the same rows of all a tenant's relations at once; a
+-- test holds the two stamps equal.
 SELECT d.xmin FROM pg_catalog.pg_description d
 WHERE d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
 UNION ALL

@@ -1,14 +1,17 @@
 -- One tenant's stamp: a digest of the versions (xmin) of every catalog row its shape
 -- is read from, or NULL when the schema is gone or the role may not use and create in
--- it.  The same rows, counted the same way, as the stamps of shape_pass.sql: each
--- relation's rows are relation_rows.sql in both, and a test holds the two equal.
+-- it.  The same rows, counted the same way, as the stamps of shape_pass.sql (whose
+-- relations' rows are relation_rows.sql): a test holds the two equal.
 --
 -- Parameters: $1 the schema, $2 the bookkeeping tables left out of the shape.  The
 -- schema's objects are found through their dependency on it (pg_depend, indexed by the
--- object depended on), as in the pass.  Per-relation catalogs are read through
--- LATERAL ... OFFSET 0: with a plain IN (SELECT oid FROM rels) the planner, misled by
--- stale statistics, was seen to hash-join a sequential scan of all of pg_attrdef for
--- each tenant (12 ms at 1,000 tenants instead of 1, and growing with the database).
+-- object depended on), as in the pass.  Each catalog is then read once, by one index
+-- scan over the array of the tenant's relations (= ANY): 490 buffer reads and ~20 %
+-- less time at 20 tables than a LATERAL subquery per relation (744), which the pass
+-- keeps because it reads every tenant at once.  Reading by array also keeps the
+-- planner on the catalog indexes whatever its statistics say: with a plain
+-- IN (SELECT oid FROM rels) it was seen to hash-join a sequential scan of all of
+-- pg_attrdef for each tenant (12 ms at 1,000 tenants instead of 1).
 --
 -- Besides the rows the fingerprint renders, the stamp covers the row of every other
 -- object of the schema (sequences, functions, types): a default renders a sequence's
@@ -23,35 +26,42 @@ members AS MATERIALIZED (
     WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass
         AND d.refobjid = (SELECT nsp FROM tenant) AND d.refobjsubid = 0 AND d.deptype = 'n'
 ),
-objects AS MATERIALIZED (
-    SELECT o.oid, o.xmin, o.relkind, o.typtype, (SELECT nsp FROM tenant) AS nsp
-    FROM members m CROSS JOIN LATERAL (
-        SELECT c.oid, c.xmin, c.relkind, NULL::"char" AS typtype FROM pg_catalog.pg_class c
-        WHERE m.classid = 'pg_catalog.pg_class'::regclass AND c.oid = m.objid
-            AND c.relname <> ALL($2)
-        UNION ALL
-        SELECT ty.oid, ty.xmin, NULL, ty.typtype FROM pg_catalog.pg_type ty
-        WHERE m.classid = 'pg_catalog.pg_type'::regclass AND ty.oid = m.objid
-        UNION ALL
-        SELECT p.oid, p.xmin, NULL, NULL FROM pg_catalog.pg_proc p
-        WHERE m.classid = 'pg_catalog.pg_proc'::regclass AND p.oid = m.objid
-        OFFSET 0
-    ) o
+classes AS MATERIALIZED (
+    SELECT c.oid, c.xmin, c.relkind FROM pg_catalog.pg_class c
+    WHERE c.oid = ANY (ARRAY(SELECT objid FROM members WHERE classid = 'pg_catalog.pg_class'::regclass))
+        AND c.relname <> ALL($2)
+),
+types AS MATERIALIZED (
+    SELECT ty.oid, ty.xmin, ty.typtype FROM pg_catalog.pg_type ty
+    WHERE ty.oid = ANY (ARRAY(SELECT objid FROM members WHERE classid = 'pg_catalog.pg_type'::regclass))
+),
+rels AS MATERIALIZED (
+    SELECT ARRAY(SELECT oid FROM classes WHERE relkind IN ('r', 'p', 'v', 'm', 'f')) AS oids
+),
+indexes AS MATERIALIZED (
+    SELECT i.indexrelid, i.xmin FROM pg_catalog.pg_index i WHERE i.indrelid = ANY ((SELECT oids FROM rels)::oid[])
+),
+attributes AS MATERIALIZED (
+    SELECT a.atttypid, a.xmin FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = ANY ((SELECT oids FROM rels)::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ),
 catalog_rows AS (
     SELECT xmin FROM members
-    UNION ALL
-    SELECT xmin FROM objects
-    UNION ALL
-    SELECT x.xmin FROM objects r CROSS JOIN LATERAL (
-{relation_rows}
-    ) x
-    WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
-    UNION ALL
-    SELECT l.xmin FROM objects e CROSS JOIN LATERAL (
-        SELECT l.xmin FROM pg_catalog.pg_enum l WHERE l.enumtypid = e.oid OFFSET 0
-    ) l
-    WHERE e.typtype = 'e'
+    UNION ALL SELECT xmin FROM classes
+    UNION ALL SELECT xmin FROM types
+    UNION ALL SELECT p.xmin FROM pg_catalog.pg_proc p
+        WHERE p.oid = ANY (ARRAY(SELECT objid FROM members WHERE classid = 'pg_catalog.pg_proc'::regclass))
+    UNION ALL SELECT d.xmin FROM pg_catalog.pg_description d
+        WHERE d.objoid = ANY ((SELECT oids FROM rels)::oid[]) AND d.classoid = 'pg_catalog.pg_class'::regclass
+    UNION ALL SELECT xmin FROM attributes
+    UNION ALL SELECT ty.xmin FROM attributes a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+        WHERE a.atttypid >= 16384 AND ty.typnamespace = (SELECT nsp FROM tenant)
+    UNION ALL SELECT ad.xmin FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = ANY ((SELECT oids FROM rels)::oid[])
+    UNION ALL SELECT k.xmin FROM pg_catalog.pg_constraint k WHERE k.conrelid = ANY ((SELECT oids FROM rels)::oid[])
+    UNION ALL SELECT xmin FROM indexes
+    UNION ALL SELECT ic.xmin FROM pg_catalog.pg_class ic WHERE ic.oid = ANY (ARRAY(SELECT indexrelid FROM indexes))
+    UNION ALL SELECT l.xmin FROM pg_catalog.pg_enum l
+        WHERE l.enumtypid = ANY (ARRAY(SELECT oid FROM types WHERE typtype = 'e'))
 )
 SELECT CASE WHEN EXISTS (SELECT FROM tenant) THEN count(*)::text || ':'
     || coalesce(sum(hashtextextended(CAST(xmin AS text), 0)::numeric), 0)::text END
