@@ -94,14 +94,15 @@ class HistoryEntry:
 
 
 def history_statements(
-    schema: str, run_id: str, model_fingerprint: str, changes: Changes
+    schema: str, run_id: str, model_fingerprint: str, changes: Changes, *, create: bool = True
 ) -> list[str]:
-    """SQL that records ``changes`` in the tenant's history, made if it has none yet, and
-    drops the change entries beyond :data:`HISTORY_KEPT`; values written in as literals,
-    so the statements can join the tenant's round trip."""
+    """SQL that records ``changes`` in the tenant's history, made if it has none yet
+    (unless ``create`` is false: the caller knows it has one), and drops the change
+    entries beyond :data:`HISTORY_KEPT`; values written in as literals, so the
+    statements can join the tenant's round trip."""
     table = _table(schema)
     return [
-        _CREATE.format(table=table),
+        *([_CREATE.format(table=table)] if create else []),
         _insert(table, run_id, model_fingerprint, changes.operations, changes.sql, None),
         f"DELETE FROM {table} WHERE step IS NULL AND at < (SELECT at FROM {table}"
         f" WHERE step IS NULL ORDER BY at DESC OFFSET {HISTORY_KEPT - 1} LIMIT 1)",

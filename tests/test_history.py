@@ -12,7 +12,10 @@ from test_cli import run_cli, text_url
 
 from tenant_sync import TenantSync
 from tenant_sync.changes import Changes
+from tenant_sync.fastpath.catalog import read_shapes
 from tenant_sync.history import HISTORY_KEPT, history_statements, read_history
+from tenant_sync.options import SyncOptions
+from tenant_sync.plan import ignored_tables
 
 TENANTS = ["acme", "globex", "initech"]
 
@@ -43,6 +46,25 @@ def test_every_change_is_recorded_in_its_tenant_with_the_run_that_made_it(
         assert newest.at > oldest.at and 0 <= newest.duration_s < 60
         assert newest.versions["tenant_sync"] == changed.run.versions["tenant_sync"]
     assert "tenant_sync_history" in tables(engine, "acme")
+
+
+def test_the_round_trip_makes_the_history_table_only_where_the_pass_saw_none(
+    database_url: URL, engine: Engine
+) -> None:
+    make_schemas(engine, ["kept", "lost"])
+    with TenantSync(database_url, model_v1()) as ts:
+        ts.sync_all()
+    with engine.begin() as conn:  # "lost" keeps its version table and its memo's stamp
+        conn.execute(sa.text("DROP TABLE lost.tenant_sync_history"))
+        shapes = read_shapes(
+            conn, ["kept", "lost"], ignored_tables(SyncOptions()), "tenant_sync_version"
+        )
+    assert shapes["kept"].has_history_table and not shapes["lost"].has_history_table
+    assert shapes["lost"].has_version_table
+    with TenantSync(database_url, model_v2()) as ts:
+        report = ts.sync_all()
+        assert report.counts["migrated"] == 2, report.counts
+        assert [len(ts.history(name)) for name in ("kept", "lost")] == [2, 1]
 
 
 def test_a_failed_tenant_records_nothing_and_the_history_is_no_part_of_its_shape(

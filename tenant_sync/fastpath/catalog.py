@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..failures import SHAPE_CHANGED
+from ..options import HISTORY_TABLE
 from ..sql import literal, read_query, text_array
 
 __all__ = [
@@ -57,6 +58,8 @@ class Shape:
     stamp: str = EMPTY_STAMP
     #: The tables that take the online path (see :mod:`tenant_sync.online`).
     big_tables: frozenset[str] = frozenset()
+    #: Whether the tenant has its history table (see :mod:`tenant_sync.history`).
+    has_history_table: bool = False
 
 
 #: The shape of a schema with nothing in it: no relation, no type, no version table.
@@ -138,6 +141,7 @@ def read_shapes(
             "schemas": list(schemas),
             "ignored": list(ignored),
             "version_table": version_table,
+            "history_table": HISTORY_TABLE,
             "min_rows": min_rows,
         },
     )
@@ -149,8 +153,18 @@ def read_shapes(
             has_version_table=bool(has_version_table),
             stamp=stamp or EMPTY_STAMP,
             big_tables=frozenset(big_tables or ()),
+            has_history_table=bool(has_history),
         )
-        for name, fingerprint, relations, enum_types, has_version_table, stamp, big_tables in rows
+        for (
+            name,
+            fingerprint,
+            relations,
+            enum_types,
+            has_version_table,
+            stamp,
+            big_tables,
+            has_history,
+        ) in rows
     }
 
 

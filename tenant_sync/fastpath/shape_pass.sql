@@ -2,6 +2,7 @@
 --
 -- Bound parameters: schemas (text[]) the tenant schemas, ignored (text[]) the
 -- bookkeeping tables left out of the shape, version_table (text) the version table,
+-- history_table (text) the history table,
 -- min_rows (float8) the fewest rows of a table that takes the online path (NULL: none
 -- does; see tenant_sync/online/big_tables.sql for how rows are counted without a lock).
 -- Run with search_path = pg_catalog, so that every name outside pg_catalog comes out
@@ -252,6 +253,7 @@ relation_names AS (
         array_agg(name ORDER BY name)
             FILTER (WHERE name <> ALL(CAST(:ignored AS text[]))) AS relations,
         bool_or(name = :version_table) AS has_version_table,
+        bool_or(name = :history_table) AS has_history_table,
         array_agg(name ORDER BY name) FILTER (WHERE relkind = 'r'
             AND CASE WHEN reltuples >= 0 THEN reltuples
                 ELSE pg_catalog.pg_stat_get_live_tuples(oid) END >= CAST(:min_rows AS float8)
@@ -262,7 +264,7 @@ enum_names AS (
     SELECT nsp, array_agg(name ORDER BY name) AS enum_types FROM enums GROUP BY nsp
 )
 SELECT t.nspname, f.fingerprint, rn.relations, en.enum_types, rn.has_version_table,
-    f.stamp, rn.big_tables
+    f.stamp, rn.big_tables, rn.has_history_table
 FROM tenants t
 LEFT JOIN fingerprints f ON f.nsp = t.nsp
 LEFT JOIN relation_names rn ON rn.nsp = t.nsp
