@@ -18,8 +18,14 @@ Builds N tenants with tenant_sync (untimed): at v2 for ``noop``, at v1 for ``cha
    under cProfile: the per-tenant path (Alembic autogenerate), as run for a tenant
    whose shape is new, or at signup.
 
-For ``change``: one ``sync_all()`` to v2, with the statement counts of 1 and the
-calling thread's cProfile of 2 (a change can be timed once per build).
+For ``change``: first the inside of the round trips, which SQLAlchemy's events don't
+see (each tenant's SQL goes as one batch): a ``sync_all()`` whose batch sender records
+each tenant's statements instead of sending them (so the tenants stay at v1), then
+``--replay`` of those trips one after another on one connection, each statement timed
+on its own and each trip rolled back (the session's stamp function made beforehand,
+as a committed trip leaves it); then one real ``sync_all()`` to v2, with the
+statement counts of 1 and the calling thread's cProfile of 2 (a change can be timed
+once per build).
 
 Prints a report; ``--out`` also writes it to a file.  ``--tenant-sync-ref`` profiles
 tenant_sync as of a git revision instead of the working tree.  For by-hand use, not CI.
@@ -44,13 +50,14 @@ from typing import TYPE_CHECKING, Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from bench import model
 from bench.code import pin_tenant_sync
-from bench.state import Server, create_schemas, server_url, tenant_names
+from bench.state import Server, conninfo, create_schemas, server_url, tenant_names
 
 if TYPE_CHECKING:
     from tenant_sync import TenantSync
@@ -109,6 +116,48 @@ def _shape(statement: str) -> str:
     text = re.sub(r"%\(\w+\)s", "?", text)
     text = re.sub(r"\btenant_\d+\b", "<tenant>", text)
     return text[:150]
+
+
+def _recorded_trips(url: sa.URL, sync: type[TenantSync]) -> list[list[str]]:
+    """Each tenant's round-trip statements, as ``sync_all()`` to v2 would send them."""
+    from tenant_sync.fastpath import round_trip
+
+    trips: list[list[str]] = []
+    sender = round_trip.run_transaction
+    round_trip.run_transaction = lambda engine, statements: trips.append(list(statements))
+    try:
+        with sync(url, model.model_v2()) as ts:
+            ts.sync_all()
+    finally:
+        round_trip.run_transaction = sender
+    return trips
+
+
+def _replay(url: sa.URL, trips: list[list[str]]) -> str:
+    """Each statement of ``trips`` timed on its own, serially, each trip rolled back."""
+    seconds: dict[str, float] = defaultdict(float)
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        recheck = next(s for s in trips[0] if s.startswith("DO "))
+        conn.execute(recheck)  # makes the session's stamp function, outside the rollbacks
+        for trip in trips:
+            conn.execute("BEGIN")
+            for statement in trip:
+                started = time.perf_counter()
+                conn.execute(statement)
+                seconds[_shape(statement)] += time.perf_counter() - started
+            conn.execute("ROLLBACK")
+    total = sum(seconds.values())
+    lines = [
+        f"{len(trips)} round trips replayed serially: {total / len(trips) * 1000:.2f} ms of "
+        "statement time per tenant (client-side, so each includes a network round trip)",
+        "",
+        "| ms per tenant | share | statement |",
+        "|---:|---:|---|",
+    ]
+    for key in sorted(seconds, key=seconds.__getitem__, reverse=True):
+        share = seconds[key] / total
+        lines.append(f"| {seconds[key] / len(trips) * 1000:.3f} | {share:.1%} | `{key[:100]}` |")
+    return "\n".join(lines)
 
 
 def _build(
@@ -188,6 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", choices=("noop", "change"), default="noop")
     parser.add_argument("--profile-sample", type=int, default=200, metavar="K")
     parser.add_argument("--warmup", type=int, default=1, help="untimed no-op runs first")
+    parser.add_argument(
+        "--replay", type=int, default=300, metavar="K", help="round trips replayed (change)"
+    )
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--database-url", help="server (and database) to use")
     parser.add_argument("--reuse", action="store_true", help="reuse a database kept by --keep")
@@ -251,6 +303,8 @@ def _main(args: argparse.Namespace, code: str) -> None:
     text += f"Command: `{command}`\n\ntenant_sync measured: {code}\n\n"
     try:
         if args.scenario == "change":
+            trips = _recorded_trips(url, TenantSync)[: args.replay]
+            text += "## Inside a round trip, replayed\n\n" + _replay(url, trips) + "\n\n"
             stats = StatementStats()
             profile, wall, workers = _profile_sync_all(url, args.top, TenantSync, stats)
             text += "## Statements of sync_all() from v1 to v2\n\n"
