@@ -8,6 +8,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tenant_sync.fastpath.catalog import Shape, read_shapes
+from tenant_sync.options import SyncOptions
+from tenant_sync.plan import ignored_tables
+
 
 def make_schemas(engine: Engine, names: list[str]) -> None:
     """Create empty schemas (tenants not yet built)."""
@@ -163,3 +167,9 @@ def require_loopback() -> None:
             socket.create_connection(listener.getsockname(), timeout=1).close()
         except OSError as exc:
             pytest.skip(f"no loopback network here (127.0.0.1: {exc.strerror})")
+
+
+def shapes_of(engine: Engine, names: list[str]) -> dict[str, Shape]:
+    """The catalog pass's shape of each named tenant, read as a sync reads it."""
+    with engine.begin() as conn:
+        return read_shapes(conn, names, ignored_tables(SyncOptions()), "tenant_sync_version")

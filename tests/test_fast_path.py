@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import create_database, drop_database
-from helpers import columns, make_schemas
+from helpers import columns, make_schemas, shapes_of
 from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 
@@ -301,8 +301,7 @@ def _recheck_passes(engine: Engine, name: str, shape: Shape) -> bool:
 
 def test_recheck_passes_unchanged_tenants_of_every_shape(database_url: URL, engine: Engine) -> None:
     names = build_drifted_tenants(database_url, engine, seed=3)
-    with engine.begin() as conn:
-        shapes = read_shapes(conn, names, ignored_tables(SyncOptions()), "tenant_sync_version")
+    shapes = shapes_of(engine, names)
     assert len({shape.fingerprint for shape in shapes.values()}) > 3
     assert [name for name in names if not _recheck_passes(engine, name, shapes[name])] == []
 
@@ -314,8 +313,7 @@ def test_recheck_catches_every_kind_of_change_made_after_the_pass(
     make_schemas(engine, names)
     with TenantSync(database_url, model_v1(), workers=4) as ts:
         assert ts.sync_all().ok
-    with engine.begin() as conn:
-        shapes = read_shapes(conn, names, ignored_tables(SyncOptions()), "tenant_sync_version")
+    shapes = shapes_of(engine, names)
     for name, (kind, change) in zip(names, LATE_CHANGES.items(), strict=False):
         with engine.begin() as conn:
             conn.execute(sa.text(change.format(t=name)))

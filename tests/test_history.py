@@ -5,17 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import sqlalchemy as sa
-from helpers import build_with_create_all, differences, make_schemas, tables
+from helpers import build_with_create_all, differences, make_schemas, shapes_of, tables
 from models import model_v1, model_v2
 from sqlalchemy.engine import URL, Engine
 from test_cli import run_cli, text_url
 
 from tenant_sync import TenantSync
 from tenant_sync.changes import Changes
-from tenant_sync.fastpath.catalog import read_shapes
 from tenant_sync.history import HISTORY_KEPT, history_statements, read_history
-from tenant_sync.options import SyncOptions
-from tenant_sync.plan import ignored_tables
 
 TENANTS = ["acme", "globex", "initech"]
 
@@ -56,9 +53,7 @@ def test_the_round_trip_makes_the_history_table_only_where_the_pass_saw_none(
         ts.sync_all()
     with engine.begin() as conn:  # "lost" keeps its version table and its memo's stamp
         conn.execute(sa.text("DROP TABLE lost.tenant_sync_history"))
-        shapes = read_shapes(
-            conn, ["kept", "lost"], ignored_tables(SyncOptions()), "tenant_sync_version"
-        )
+    shapes = shapes_of(engine, ["kept", "lost"])
     assert shapes["kept"].has_history_table and not shapes["lost"].has_history_table
     assert shapes["lost"].has_version_table
     with TenantSync(database_url, model_v2()) as ts:

@@ -4,16 +4,13 @@ pass trusts it only while the tenant's stamp is the memo's."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from helpers import build_with_create_all, make_schemas, schema_definition
+from helpers import build_with_create_all, make_schemas, schema_definition, shapes_of
 from models import model_v1
 from sqlalchemy.engine import URL, Engine
 from test_fast_path import LATE_CHANGES, _recheck_passes, build_drifted_tenants
 
 from tenant_sync import TenantSync
-from tenant_sync.fastpath.catalog import Shape, read_shapes
 from tenant_sync.fastpath.memo import MEMO_PREFIX
-from tenant_sync.options import SyncOptions
-from tenant_sync.plan import ignored_tables
 
 # Changes the fingerprint renders that touch no row the old stamp read: a sequence's
 # name shows in its column's default.
@@ -40,11 +37,6 @@ def memos(engine: Engine, names: list[str]) -> dict[str, tuple[str, str]]:
         stamp, fingerprint = comment.removeprefix(MEMO_PREFIX + " ").split(" ")
         found[name] = (stamp, fingerprint)
     return found
-
-
-def shapes_of(engine: Engine, names: list[str]) -> dict[str, Shape]:
-    with engine.begin() as conn:
-        return read_shapes(conn, names, ignored_tables(SyncOptions()), "tenant_sync_version")
 
 
 def test_a_round_trip_leaves_a_memo_the_next_pass_takes_while_the_tenant_is_untouched(
